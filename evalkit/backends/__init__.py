@@ -1,0 +1,24 @@
+"""Model backends: answer bulk requests; know nothing of tasks, metrics or reports."""
+
+from evalkit.backends.base import Backend, BackendStats
+from evalkit.backends.requests import (
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Request,
+    RollingRequest,
+    RollingResult,
+)
+
+__all__ = [
+    "Backend",
+    "BackendStats",
+    "GenerateRequest",
+    "GenerateResult",
+    "LoglikelihoodRequest",
+    "LoglikelihoodResult",
+    "Request",
+    "RollingRequest",
+    "RollingResult",
+]

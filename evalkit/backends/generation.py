@@ -1,0 +1,102 @@
+"""Batched decoding with a KV cache, per-row stop strings and per-row random generators.
+
+Rows leave the batch (and the cache) as soon as they finish, so a batch costs the sum of
+its rows' lengths, not ``rows x longest``. Each sampled row draws from its own seeded
+generator, so its text does not depend on which other rows shared its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalkit.backends.hf import HFBackend
+
+
+@dataclass
+class GenerationSpec:
+    context_ids: list[int]
+    stop: tuple[str, ...]
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+
+
+def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    """Index where the earliest stop string begins in ``text``, or None."""
+    hits = [i for s in stops if s and (i := text.find(s)) != -1]
+    return min(hits) if hits else None
+
+
+def _pick(logits, spec: GenerationSpec, gen) -> int:
+    import torch
+
+    if spec.temperature == 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / spec.temperature, dim=-1)
+    if spec.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < spec.top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def generate_batch(backend: "HFBackend", specs: list[GenerationSpec]) -> list[tuple[str, int]]:
+    """Decode every spec; returns ``(text cut at its first stop string, tokens generated)``."""
+    import torch
+
+    model, enc = backend.model, backend.encoder
+    n = len(specs)
+    gens = []
+    for s in specs:
+        g = torch.Generator()
+        g.manual_seed(s.seed)
+        gens.append(g)
+    out_ids: list[list[int]] = [[] for _ in range(n)]
+    result: list[tuple[str, int] | None] = [None] * n
+    active = list(range(n))  # row b of the live batch is spec active[b]
+
+    ids, attn, pos = backend._left_pad([s.context_ids for s in specs])
+    cache: Any = None
+    step_input = ids
+    with torch.inference_mode():
+        while active:
+            kwargs: dict[str, Any] = {"attention_mask": attn, "position_ids": pos, "use_cache": True}
+            if cache is not None:
+                kwargs[backend._cache_kw] = cache
+            if backend._logits_to_keep:
+                kwargs["logits_to_keep"] = 1
+            out = model(step_input, **kwargs)
+            backend.stats.forward_calls += 1
+            backend.stats.forward_tokens += int(step_input.numel() if cache is not None else attn.sum())
+            cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            logits = out.logits[:, -1, :].cpu()
+            keep_rows, next_tokens = [], []
+            for b, r in enumerate(active):
+                spec = specs[r]
+                tok = _pick(logits[b], spec, gens[r])
+                done = tok in backend.eos_ids
+                if not done:
+                    out_ids[r].append(tok)
+                text = enc.decode(out_ids[r])
+                cut = first_stop(text, spec.stop)
+                if cut is not None:
+                    text, done = text[:cut], True
+                if done or len(out_ids[r]) >= spec.max_new_tokens:
+                    result[r] = (text, len(out_ids[r]) + (1 if tok in backend.eos_ids else 0))
+                else:
+                    keep_rows.append(b)
+                    next_tokens.append(tok)
+            if not keep_rows:
+                break
+            if len(keep_rows) < len(active):
+                idx = torch.tensor(keep_rows, device=attn.device)
+                cache.batch_select_indices(idx)
+                attn, pos = attn[idx], pos[idx]
+                active = [active[b] for b in keep_rows]
+            step_input = torch.tensor(next_tokens, device=attn.device)[:, None]
+            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+            pos = pos[:, -1:] + 1
+    return [r for r in result]  # type: ignore[misc]

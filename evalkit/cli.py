@@ -1,0 +1,115 @@
+"""The ``evalkit`` command.
+
+    evalkit [hydra overrides...]          run a suite (Hydra; --multirun works)
+    evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
+    evalkit tasks                         list the available tasks
+
+Config mistakes end with one line naming the key and the valid choices, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+from evalkit.paths import CONF_DIR
+
+_SUBCOMMANDS = ("report", "tasks", "compare")
+_HYDRA_FLAGS_WITH_VALUE = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--cfg", "-c",
+                           "--package", "-p", "--info", "-i", "--experimental-rerun")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "report":
+            from evalkit.report.cli import report_main
+
+            return report_main(argv[1:])
+        if argv and argv[0] == "compare":
+            from evalkit.compare.cli import compare_main  # type: ignore[import-not-found]
+
+            return compare_main(argv[1:])
+        if argv and argv[0] == "tasks":
+            from evalkit.tasks import available_tasks
+
+            print("\n".join(available_tasks()))
+            return 0
+        return run_main(argv)
+    except EvalkitError as e:
+        print(f"evalkit: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate Hydra flags (kept as they are) from key=value overrides."""
+    flags, overrides = [], []
+    it = iter(argv)
+    for a in it:
+        if a.startswith("-"):
+            flags.append(a)
+            if a in _HYDRA_FLAGS_WITH_VALUE and "=" not in a:
+                flags.append(next(it, ""))
+        else:
+            overrides.append(a)
+    return flags, overrides
+
+
+def _task_override(o: str) -> str:
+    # suite.tasks.<task>.<key>=v may add a key that the suite file does not list; Hydra
+    # would demand a "++" prefix for that, which nobody should have to know.
+    return "++" + o if re.match(r"^suite\.tasks\.[^=]+\.[^=]+=", o) else o
+
+
+def run_main(argv: list[str]) -> int:
+    flags, overrides = _split_args(argv)
+    overrides = [_task_override(o) for o in overrides]
+    if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
+        from evalkit.hydra_checks import check_overrides
+
+        check_overrides(overrides)
+    import hydra
+
+    @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
+    def _entry(cfg) -> None:
+        _run_job(cfg)
+
+    sys.argv = [sys.argv[0] if sys.argv else "evalkit", *flags, *overrides]
+    _entry()
+    return 0
+
+
+def _run_job(cfg) -> None:
+    from evalkit.config import to_dict
+    from evalkit.runner.run import run
+
+    logging.getLogger("evalkit").setLevel(logging.INFO)
+    try:
+        plain = to_dict(cfg)
+        run_dir = run(plain)
+        if plain.get("report", True):
+            from evalkit.report.build import write_report
+
+            html = write_report([run_dir], run_dir / "card.html")
+            print(f"card: {html}")
+        _print_summary(run_dir)
+    except EvalkitError as e:
+        print(f"evalkit: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _print_summary(run_dir: Path) -> None:
+    from evalkit.report.table import card_frame
+    from evalkit.runner.rundir import load_results
+
+    frame = card_frame([load_results(run_dir)])
+    print(frame.to_string(index=False))
+    print(f"run folder: {run_dir}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Check command-line overrides before Hydra runs, so mistakes end in one line.
+
+Each override is composed against the config tree (every value of a ``--multirun``
+sweep is tried), and Hydra's multi-line errors are turned into one line naming the key
+and its valid choices. The composed configs are then checked for bad values.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import OmegaConf
+
+from evalkit.errors import ConfigError
+from evalkit.paths import CONF_DIR
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Raise ``ConfigError`` (one line) if any override or resulting value is invalid."""
+    from evalkit.config import to_dict, validate
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as e:
+        raise ConfigError(f"cannot parse override: {str(e).splitlines()[0]}") from None
+    choices = []
+    for o in parsed:
+        if o.is_sweep_override():
+            key = o.get_key_element()
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        # Vary one override at a time: checks every sweep value without the full product.
+        base = [c[0] for c in choices]
+        combos = [base] + [base[:i] + [opt] + base[i + 1 :] for i, opts in enumerate(choices) for opt in opts[1:]]
+        for combo in combos:
+            cfg = _compose(combo)
+            validate(to_dict(cfg))
+    GlobalHydra.instance().clear()
+
+
+def compose_config(overrides: list[str] | None = None) -> dict:
+    """The resolved run config for ``overrides``, as the ``evalkit`` command would build it
+    (for tests, benchmarks and scripts that call ``evalkit.runner.run.run`` directly)."""
+    from evalkit.config import to_dict
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = to_dict(_compose(list(overrides or [])))
+    finally:
+        GlobalHydra.instance().clear()
+    cfg.pop("hydra", None)
+    return cfg
+
+
+def _compose(overrides: list[str]):
+    try:
+        return compose(config_name="config", overrides=overrides)
+    except HydraException as e:
+        raise ConfigError(_one_line(str(e), overrides)) from None
+
+
+def _one_line(msg: str, overrides: list[str]) -> str:
+    m = re.search(r"Could not find '([^/']+)/([^']+)'.*?Available options in '[^']+':\s*(.*)", msg, re.S)
+    if m:
+        group, value, opts = m.group(1), m.group(2), m.group(3)
+        names = [o.strip() for o in opts.split("\n") if o.strip() and not o.strip().startswith("(")]
+        return f"{group}={value}: no such {group} config; choose one of: {', '.join(names)}"
+    m = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", msg)
+    if m:
+        full_key = m.group(2)
+        parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+        valid = _keys_of(parent, [o for o in overrides if not o.split("=")[0].lstrip("+~").startswith(full_key)])
+        where = f"under {parent!r}" if parent else "at the top level"
+        return f"unknown config key {full_key!r}; valid keys {where}: {', '.join(valid)}"
+    m = re.search(r"Could not override '([^']+)'", msg)
+    first = next((line for line in msg.splitlines() if line.strip()), msg)
+    if m:
+        return f"cannot set {m.group(1)!r}: {first}"
+    return first
+
+
+def _keys_of(parent: str, overrides: list[str]) -> list[str]:
+    try:
+        cfg = compose(config_name="config", overrides=overrides)
+    except HydraException:
+        return []
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return sorted(str(k) for k in node.keys()) if node is not None and hasattr(node, "keys") else []

@@ -1,0 +1,1 @@
+"""Reports: card-shaped tables built only from run folders."""

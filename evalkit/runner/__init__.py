@@ -1,0 +1,1 @@
+"""The runner: suite -> bulk requests -> backend -> scored records in a run folder."""
