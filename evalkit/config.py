@@ -17,7 +17,7 @@ from evalkit.backends.hf_loading import DTYPES
 from evalkit.backends.tokens import BOS_POLICIES
 from evalkit.errors import ConfigError
 from evalkit.paths import SAMPLES_DIR
-from evalkit.tasks.spec import available_tasks
+from evalkit.tasks.spec import available_tasks, load_task
 
 HUB_VALUES = ("", "hub", "null", "none")
 # Keys that do not change any result, left out of the run's identity hash.
@@ -75,7 +75,11 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"suite.tasks.{name}: unknown task; available: {', '.join(sorted(known))}")
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"suite.tasks.{name} must be a mapping of overrides (got {overrides!r})")
+        load_task(name, overrides or {})  # validates the spec with its overrides
     data_root(cfg.get("data_root"))
+    pretrained = str(m.get("pretrained"))
+    if pretrained.startswith(("/", "./", "../", "~")) and not Path(pretrained).expanduser().exists():
+        raise ConfigError(f"model.pretrained={pretrained}: no such file or folder")
 
 
 def _choice(key: str, value: Any, choices: tuple) -> None:

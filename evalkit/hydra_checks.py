@@ -68,23 +68,19 @@ def _compose(overrides: list[str]):
 
 
 def _one_line(msg: str, overrides: list[str]) -> str:
-    m = re.search(r"Could not find '([^/']+)/([^']+)'.*?Available options in '[^']+':\s*(.*)", msg, re.S)
+    m = re.search(r"Could not find '([^/']+)/([^']+)'.*?Available options in '[^']+':\n((?:\t[^\n]*\n?)*)", msg, re.S)
     if m:
-        group, value, opts = m.group(1), m.group(2), m.group(3)
-        names = [o.strip() for o in opts.split("\n") if o.strip() and not o.strip().startswith("(")]
+        group, value = m.group(1), m.group(2)
+        names = [o.strip() for o in m.group(3).splitlines() if o.strip()]
         return f"{group}={value}: no such {group} config; choose one of: {', '.join(names)}"
-    m = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", msg)
-    if m:
-        full_key = m.group(2)
-        parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
-        valid = _keys_of(parent, [o for o in overrides if not o.split("=")[0].lstrip("+~").startswith(full_key)])
-        where = f"under {parent!r}" if parent else "at the top level"
-        return f"unknown config key {full_key!r}; valid keys {where}: {', '.join(valid)}"
     m = re.search(r"Could not override '([^']+)'", msg)
-    first = next((line for line in msg.splitlines() if line.strip()), msg)
     if m:
-        return f"cannot set {m.group(1)!r}: {first}"
-    return first
+        key = m.group(1)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        valid = _keys_of(parent, [o for o in overrides if o.split("=")[0].lstrip("+~") != key])
+        where = f"under {parent!r}" if parent else "at the top level"
+        return f"unknown config key {key!r}; valid keys {where}: {', '.join(valid)}"
+    return next((line for line in msg.splitlines() if line.strip()), msg)
 
 
 def _keys_of(parent: str, overrides: list[str]) -> list[str]:

@@ -104,6 +104,13 @@ def _materialise_gguf(gguf: Path, digest: str) -> Path:
     return target
 
 
+def embedded_model_dir() -> Path:
+    """The embedded model as a plain HF folder (materialised on first use), e.g. for
+    running another harness on exactly the same float32 weights."""
+    gguf = embedded_gguf_path()
+    return _materialise_gguf(gguf, sha256_file(gguf))
+
+
 def load_hf_model(
     pretrained: str,
     *,

@@ -17,17 +17,34 @@ from evalkit.errors import ConfigError
 Record = dict[str, Any]
 # fn(records, judge_args: dict, run_cfg: dict) -> info dict recorded in results.json
 Judge = Callable[[list[Record], dict[str, Any], dict[str, Any]], dict[str, Any]]
+# fn(judge_args: dict, run_cfg: dict) -> None; raises ConfigError before any model work
+Preflight = Callable[[dict[str, Any], dict[str, Any]], None]
 JUDGES: dict[str, Judge] = {}
+PREFLIGHTS: dict[str, Preflight] = {}
 
 
-def judge(name: str) -> Callable[[Judge], Judge]:
-    """Register a judge under ``name``."""
+def judge(name: str, preflight: Preflight | None = None) -> Callable[[Judge], Judge]:
+    """Register a judge under ``name``; ``preflight`` checks its settings before the run
+    starts (e.g. code execution not enabled, scorer not installed), so a mistake costs
+    seconds rather than a finished generation pass."""
 
     def wrap(fn: Judge) -> Judge:
         JUDGES[name] = fn
+        if preflight:
+            PREFLIGHTS[name] = preflight
         return fn
 
     return wrap
+
+
+def check_judge(spec: dict[str, Any], run_cfg: dict[str, Any]) -> None:
+    """Run the preflight check of the judge a task spec names (if it has one)."""
+    name = spec.get("name")
+    _load_builtin()
+    if name not in JUDGES:
+        raise ConfigError(f"unknown judge {name!r}; available: {', '.join(sorted(JUDGES)) or 'none'}")
+    if name in PREFLIGHTS:
+        PREFLIGHTS[name]({k: v for k, v in spec.items() if k != "name"}, run_cfg)
 
 
 def run_judge(spec: dict[str, Any], records: list[Record], run_cfg: dict[str, Any]) -> dict[str, Any]:

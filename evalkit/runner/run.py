@@ -23,7 +23,7 @@ from evalkit.backends.requests import request_key
 from evalkit.config import data_root as resolve_data_root
 from evalkit.config import validate
 from evalkit.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from evalkit.judges import run_judge
+from evalkit.judges import check_judge, run_judge
 from evalkit.metrics import compute_metrics
 from evalkit.runner.cache import RequestCache
 from evalkit.runner.prompting import ChatSettings, sample_requests
@@ -64,6 +64,9 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
 
     # Tasks first: a bad spec or data file fails before the model is loaded.
     specs = [load_task(name, overrides or {}) for name, overrides in cfg["suite"]["tasks"].items()]
+    for spec in specs:
+        if spec.raw.get("judge"):
+            check_judge(spec.raw["judge"], cfg)
     built = {}
     for spec in specs:
         samples, info = build_samples(spec, root, cfg.get("limit"))
