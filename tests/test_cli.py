@@ -49,7 +49,7 @@ def test_multirun_gives_one_run_folder_per_setting(tmp_path):
            "suite.tasks.arc_easy.limit=2", "model.chat_template=false,true", f"output_dir={out}", "progress=false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    runs = sorted(out.iterdir())
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(runs) == 2
     chats = sorted(json.loads((r / "results.json").read_text())["prompting"]["chat_template"] for r in runs)
     assert chats == [False, True]
