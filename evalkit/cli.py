@@ -91,12 +91,11 @@ def _run_job(cfg) -> None:
     try:
         plain = to_dict(cfg)
         run_dir = run(plain)
+        _print_summary(run_dir)
         if plain.get("report", True):
             from evalkit.report.build import write_report
 
-            html = write_report([run_dir], run_dir / "card.html")
-            print(f"card: {html}")
-        _print_summary(run_dir)
+            print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
     except EvalkitError as e:
         print(f"evalkit: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
