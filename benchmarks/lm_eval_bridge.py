@@ -41,6 +41,28 @@ CONVERTERS: dict[str, Callable[[Doc], Doc]] = {
 }
 CONVERTERS["arc_challenge"] = CONVERTERS["arc_easy"]
 
+
+def _winogrande_row(d: Doc) -> Doc:
+    """llm-foundry's partial-scoring row back to WinoGrande's {sentence, option1, option2, answer}.
+
+    lm-eval rebuilds each context as ``sentence[:sentence.index("_")] + option``; splitting
+    the two contexts at their common prefix makes that rebuild exact whatever the prefix.
+    """
+    a, b = d["context_options"]
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return {"id": d["id"], "sentence": a[:k] + "_ " + d["continuation"], "option1": a[k:], "option2": b[k:],
+            "answer": str(int(d["gold"]) + 1)}
+
+
+CONVERTERS.update({
+    "piqa": lambda d: {"id": d["id"], "goal": d["goal"], "sol1": d["choices"][0], "sol2": d["choices"][1],
+                       "label": int(d["gold"])},
+    "boolq": lambda d: {"idx": d["id"], "passage": d["passage"], "question": d["question"], "label": int(d["gold"])},
+    "winogrande": _winogrande_row,
+})
+
 # evalkit task (and group) -> lm-eval task name
 LM_EVAL_TASK: dict[str, Callable[[str], str]] = {
     "arc_easy": lambda g: "arc_easy",
@@ -48,6 +70,9 @@ LM_EVAL_TASK: dict[str, Callable[[str], str]] = {
     "mmlu": lambda g: f"mmlu_{g}",
     "hellaswag": lambda g: "hellaswag",
     "gsm8k": lambda g: "gsm8k",
+    "piqa": lambda g: "piqa",
+    "boolq": lambda g: "boolq",
+    "winogrande": lambda g: "winogrande",
 }
 
 
@@ -60,7 +85,8 @@ class LmEvalItem:
     pred: int | None = None  # argmax log-likelihood
     pred_norm: int | None = None  # argmax per-character log-likelihood (acc_norm)
     logprobs: list[float] | None = None
-    output: str | None = None  # generation
+    output: str | None = None  # generation (after lm-eval's filters)
+    raw_output: str | None = None  # generation, as the model wrote it
     scores: dict[str, float] = field(default_factory=dict)
 
 
@@ -182,6 +208,9 @@ def _items(task: str, group: str, docs: list[Doc], samples: list[dict[str, Any]]
             item.pred_norm = int(np.argmax(np.array(lls) / lens))
         else:
             item.output = resps[0] if isinstance(resps, list) else resps
+            raw = s.get("resps") or []
+            if raw and isinstance(raw[0], (list, tuple)) and raw[0]:
+                item.raw_output = raw[0][0]
         for metric in ("acc", "acc_norm", "exact_match"):
             if metric in s:
                 key = metric if "filter" not in s or s["filter"] == "none" else f"{metric},{s['filter']}"

@@ -99,6 +99,10 @@ def _run_job(cfg) -> None:
     except EvalkitError as e:
         print(f"evalkit: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        # Before any request was answered (loading, building prompts): nothing to save.
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _print_summary(run_dir: Path) -> None:

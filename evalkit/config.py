@@ -58,6 +58,8 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("chat_template", "fewshot_as_multiturn", "trust_remote_code"):
         if not isinstance(m.get(key), bool):
             raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
+    if not isinstance(m.get("prefix_sharing", True), bool):
+        raise ConfigError(f"model.prefix_sharing must be true or false (got {m.get('prefix_sharing')!r})")
     dev = str(m.get("device"))
     if not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
         raise ConfigError(f"model.device must be cpu, cuda, cuda:N or mps (got {dev!r})")

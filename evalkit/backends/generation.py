@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evalkit.backends.hf import HFBackend
+    from evalkit.backends.prefix_cache import PrefixCache
 
 
 @dataclass
@@ -43,8 +44,13 @@ def _pick(logits, spec: GenerationSpec, gen) -> int:
     return int(torch.multinomial(probs, 1, generator=gen))
 
 
-def generate_batch(backend: "HFBackend", specs: list[GenerationSpec]) -> list[tuple[str, int]]:
-    """Decode every spec; returns ``(text cut at its first stop string, tokens generated)``."""
+def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
+                   prefix: "PrefixCache | None" = None) -> list[tuple[str, int]]:
+    """Decode every spec; returns ``(text cut at its first stop string, tokens generated)``.
+
+    With ``prefix``, every context starts with its tokens, whose cache is reused: only
+    the rest of each context is run (left-padded after the prefix).
+    """
     import torch
 
     model, enc = backend.model, backend.encoder
@@ -58,9 +64,15 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec]) -> list[tu
     result: list[tuple[str, int] | None] = [None] * n
     active = list(range(n))  # row b of the live batch is spec active[b]
 
-    ids, attn, pos = backend._left_pad([s.context_ids for s in specs])
+    p = prefix.length if prefix is not None else 0
+    ids, attn, pos = backend._left_pad([s.context_ids[p:] for s in specs])
     cache: Any = None
+    if prefix is not None:
+        cache = prefix.for_batch(model.config, n)
+        attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
+        pos = pos + p
     step_input = ids
+    step_tokens = int(attn.sum()) - n * p  # the first step runs every context's own tokens
     with torch.inference_mode():
         while active:
             kwargs: dict[str, Any] = {"attention_mask": attn, "position_ids": pos, "use_cache": True}
@@ -70,7 +82,7 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec]) -> list[tu
                 kwargs["logits_to_keep"] = 1
             out = model(step_input, **kwargs)
             backend.stats.forward_calls += 1
-            backend.stats.forward_tokens += int(step_input.numel() if cache is not None else attn.sum())
+            backend.stats.forward_tokens += step_tokens
             cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             logits = out.logits[:, -1, :].cpu()
             keep_rows, next_tokens = [], []
@@ -97,6 +109,7 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec]) -> list[tu
                 attn, pos = attn[idx], pos[idx]
                 active = [active[b] for b in keep_rows]
             step_input = torch.tensor(next_tokens, device=attn.device)[:, None]
+            step_tokens = len(next_tokens)
             attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
             pos = pos[:, -1:] + 1
     return [r for r in result]  # type: ignore[misc]

@@ -1,8 +1,16 @@
 """Hugging Face transformers backend.
 
-Straightforward, exact path: every request is computed in full, in length-sorted,
-left-padded batches. Two engineering choices make it cheaper than the usual loop without
-changing any number:
+Two exact paths, chosen by ``model.prefix_sharing``:
+
+* ``true`` (default): every shared token is computed once: the continuations of a
+  context branch off one pass over it, and prefixes shared by many contexts (few-shot
+  exemplars, chat headers) are found with a token trie, computed once and their key/value
+  cache reused (``shared_scoring``; generation likewise, ``shared_generation``);
+* ``false``: the straightforward path, every request computed in full, in length-sorted,
+  left-padded batches; kept as the reference the fast path is tested against.
+
+Two engineering choices make the straightforward path cheaper than the usual loop
+without changing any number:
 
 * left padding with explicit position ids puts every row's continuation at the end of the
   batch, so the vocabulary projection runs only on the last ``k`` positions
@@ -13,9 +21,10 @@ changing any number:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
@@ -24,6 +33,7 @@ from evalkit.backends.base import Backend, BackendStats
 from evalkit.backends.batching import plan_batches, run_batches
 from evalkit.backends.generation import GenerationSpec, generate_batch
 from evalkit.backends.hf_loading import load_hf_model
+from evalkit.backends.prefix_cache import PrefixCache
 from evalkit.backends.requests import (
     GenerateRequest,
     GenerateResult,
@@ -33,6 +43,8 @@ from evalkit.backends.requests import (
     RollingResult,
     request_key,
 )
+from evalkit.backends.shared_generation import shared_batches
+from evalkit.backends.shared_scoring import score_shared
 from evalkit.backends.tokens import Encoder
 
 log = logging.getLogger(__name__)
@@ -61,6 +73,7 @@ class HFBackend(Backend):
         trust_remote_code: bool = False,
         threads: int | None = None,
         name: str | None = None,
+        prefix_sharing: bool = True,
     ) -> None:
         import torch
 
@@ -98,6 +111,22 @@ class HFBackend(Backend):
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         self.eos_ids = self._eos_ids()
+        self.prefix_sharing = bool(prefix_sharing) and self._can_share_prefixes()
+        # Packed rows use one custom mask for every layer, so sliding-window layers are
+        # only exact while a sequence fits in the window.
+        self._window = getattr(cfg, "sliding_window", None) if getattr(cfg, "use_sliding_window", True) else None
+
+    def _can_share_prefixes(self) -> bool:
+        """The fast path needs custom 4D attention masks (eager or SDPA attention)."""
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        if impl not in ("sdpa", "eager") or self.model.get_output_embeddings() is None:
+            log.warning("model.prefix_sharing needs eager or sdpa attention (got %s); using the straightforward path", impl)
+            return False
+        return True
+
+    def fast_path_fits(self, n_tokens: int) -> bool:
+        """Whether a sequence of ``n_tokens`` can take the prefix-sharing path exactly."""
+        return n_tokens <= self.max_length and (not self._window or n_tokens <= int(self._window))
 
     # ----------------------------------------------------------------- metadata
     def fingerprint(self) -> dict[str, Any]:
@@ -111,6 +140,7 @@ class HFBackend(Backend):
             "add_bos": self.encoder.add_bos,
             "chat_template": self.chat_template,
             "max_length": self.max_length,
+            "prefix_sharing": self.prefix_sharing,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         }
@@ -140,7 +170,10 @@ class HFBackend(Backend):
         self, requests: Sequence[LoglikelihoodRequest]
     ) -> Iterator[tuple[int, LoglikelihoodResult]]:
         pairs = [self.encoder.encode_pair(r.context, r.continuation) for r in requests]
-        yield from self._score_pairs(pairs)
+        if self.prefix_sharing:
+            yield from score_shared(self, pairs)
+        else:
+            yield from self._score_pairs(pairs)
 
     def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
         """Score token-level (context, continuation) pairs; yields per pair."""
@@ -233,24 +266,29 @@ class HFBackend(Backend):
                 rows.append((i, s, ctx))
         texts: dict[int, list[str | None]] = {i: [None] * r.n for i, r in enumerate(requests)}
         ntok: dict[int, list[int]] = {i: [0] * r.n for i, r in enumerate(requests)}
-        # Budget covers the prompt plus the tokens still to come.
-        lengths = [len(ctx) + requests[i].max_new_tokens for i, _, ctx in rows]
-        batches = plan_batches(lengths, self.max_batch_tokens, self.batch_size)
+        specs = []
+        for i, s, ctx in rows:
+            req = requests[i]
+            seed = (int(request_key(req)[:15], 16) + 1_000_003 * s + req.seed) % (2**63)
+            specs.append(GenerationSpec(ctx, req.stop, req.max_new_tokens, req.temperature, req.top_p, seed))
+        groups: Iterable[tuple[PrefixCache | None, list[list[int]]]]
+        if self.prefix_sharing:
+            groups = shared_batches(self, [sp.context_ids for sp in specs], [sp.max_new_tokens for sp in specs])
+        else:
+            # Budget covers the prompt plus the tokens still to come.
+            lengths = [len(sp.context_ids) + sp.max_new_tokens for sp in specs]
+            groups = [(None, plan_batches(lengths, self.max_batch_tokens, self.batch_size))]
 
-        def run(batch: list[int]):
-            specs = []
-            for j in batch:
-                i, s, ctx = rows[j]
-                req = requests[i]
-                seed = (int(request_key(req)[:15], 16) + 1_000_003 * s + req.seed) % (2**63)
-                specs.append(GenerationSpec(ctx, req.stop, req.max_new_tokens, req.temperature, req.top_p, seed))
-            return generate_batch(self, specs)
+        for prefix, batches in groups:
+            run = functools.partial(self._generate_rows, specs, prefix)
+            for batch, outs in run_batches(batches, run, self._on_oom):
+                for j, (text, n) in zip(batch, outs):
+                    i, s, _ = rows[j]
+                    texts[i][s] = text
+                    ntok[i][s] = n
+                    self.stats.generated_tokens += n
+                    if all(t is not None for t in texts[i]):
+                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]))  # type: ignore[arg-type]
 
-        for batch, outs in run_batches(batches, run, self._on_oom):
-            for j, (text, n) in zip(batch, outs):
-                i, s, _ = rows[j]
-                texts[i][s] = text
-                ntok[i][s] = n
-                self.stats.generated_tokens += n
-                if all(t is not None for t in texts[i]):
-                    yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]))  # type: ignore[arg-type]
+    def _generate_rows(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
+        return generate_batch(self, [specs[j] for j in batch], prefix)

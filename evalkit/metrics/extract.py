@@ -67,6 +67,18 @@ def last_number(text: str) -> str | None:
     return regex(text, _NUMBER, which="last")
 
 
+@extractor("after")
+def after(text: str, phrase: str = "the answer is", which: str = "first", ignore_case: bool = True) -> str | None:
+    """The rest of the line after ``phrase`` (BBH's "So the answer is (B)."), without the
+    final period; the ``which`` (first/last) occurrence; None when the phrase is absent."""
+    hits = list(re.finditer(re.escape(phrase), text, flags=re.IGNORECASE if ignore_case else 0))
+    if not hits:
+        return None
+    m = hits[0] if which == "first" else hits[-1]
+    rest = text[m.end():].split("\n", 1)[0].strip()
+    return rest[:-1].rstrip() if rest.endswith(".") else rest
+
+
 def apply_extractions(text: str, spec: dict[str, Any] | None) -> dict[str, Any]:
     """Every named extraction of ``text`` (``{"answer": text.strip()}`` when none is set)."""
     if not spec:

@@ -43,6 +43,19 @@ def squad(s: str) -> str:
     return " ".join(s.split())
 
 
+_TRIVIAQA_PUNCT = set(string.punctuation + "\u2018\u2019\u00b4`")
+
+
+@normalizer("triviaqa")
+def triviaqa(s: str) -> str:
+    """TriviaQA's official normalisation: like SQuAD, but punctuation (and curly quotes,
+    underscores) becomes a space instead of vanishing, so "blue-whale" = "blue whale"."""
+    s = s.replace("_", " ").lower()
+    s = "".join(" " if ch in _TRIVIAQA_PUNCT else ch for ch in s)
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
 @normalizer("number")
 def number(s: str) -> str:
     """A number in canonical form: ``$1,234.50`` -> ``1234.5``; ``72.`` -> ``72``.
@@ -58,6 +71,15 @@ def number(s: str) -> str:
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
+
+
+@normalizer("bbh")
+def bbh(s: str) -> str:
+    """BIG-Bench Hard answers: case-insensitive, without a final period, surrounding quotes
+    or markdown; an option ("(B) yes", "B") reduced to its letter in brackets, "(b)"."""
+    t = s.strip(" \t\n*'\"`.").lower()
+    m = re.match(r"^\(([a-z])\)", t) or re.fullmatch(r"([a-z])", t)
+    return f"({m.group(1)})" if m else " ".join(t.split())
 
 
 def get_normalizer(name: str) -> Callable[[str], str]:

@@ -93,7 +93,8 @@ def compute_metrics(records: list[Record], metric_specs: list[dict[str, Any]], a
         key = spec.pop("as", name)  # the same metric twice, e.g. strict and flexible extraction
         if name not in METRICS:
             raise ConfigError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}")
-        res = METRICS[name].fn(records, aggregate=aggregate, **spec)
+        # A metric may set its own ``aggregate`` (e.g. a macro average beside the micro row).
+        res = METRICS[name].fn(records, **{"aggregate": aggregate, **spec})
         if res.per_sample is not None:
             for r, v in zip(records, res.per_sample):
                 r.setdefault("scores", {})[key] = v

@@ -1,4 +1,10 @@
-"""Render run folders into one self-contained HTML card (no scripts, no network)."""
+"""Render run folders into one self-contained HTML report (no scripts, no network).
+
+With one run: the card tables (value ± 95% interval beside the card's values). With
+several: one column per run, a delta column per run against the first (paired tests,
+coloured only when significant after Holm), the gate verdict per row when a gate is
+given, a plot of each row across the runs, and the items that flipped between runs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ import jinja2
 
 from evalkit import __version__
 from evalkit.files import atomic_write_text
-from evalkit.report.table import TABLES, card_frame, column_labels, reference
+from evalkit.report.records_view import answer_text, prompt_text, target_text
+from evalkit.report.table import column_labels, reference
 from evalkit.runner.rundir import load_results, load_samples
 
 _ENV = jinja2.Environment(
@@ -21,50 +28,49 @@ _ENV = jinja2.Environment(
 _EXAMPLES_PER_TASK = 3
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
-    """Write the card for ``run_dirs`` to ``out`` (atomically) and return its path."""
+def write_report(run_dirs: list[str | Path], out: str | Path, gate: Any = None, comparisons: list | None = None) -> Path:
+    """Write the report of ``run_dirs`` to ``out`` (atomically) and return its path.
+
+    ``gate``: a ``evalkit.compare.gate.Gate`` (verdicts per row) or None (statistics only).
+    ``comparisons``: already computed ``compare_all`` results, to avoid recomputing them.
+    """
     results = [load_results(d) for d in run_dirs]
-    html = render_report(results)
+    html = render_report(results, gate=gate, comparisons=comparisons)
     out = Path(out)
     atomic_write_text(out, html)
     return out.resolve()
 
 
-def render_report(results: list[dict[str, Any]]) -> str:
-    tables = []
-    for t in TABLES:
-        frame = card_frame(results, table=t)
-        if len(frame):
-            tables.append({"name": t, "columns": list(frame.columns), "rows": frame.values.tolist()})
-    runs = []
-    for label, res in zip(column_labels(results), results):
-        runs.append({
-            "label": label,
-            "res": res,
-            "tasks": [
-                {"name": name, "tr": tr, "examples": _examples(res["run_dir"], name, tr)}
-                for name, tr in res["tasks"].items()
-            ],
-        })
+def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: list | None = None) -> str:
+    from evalkit.report.views import drilldowns, run_views, table_views
+
+    labels = column_labels(results)
+    if comparisons is None and len(results) > 1:
+        from evalkit.compare.cli import compare_all
+        from evalkit.compare.gate import no_gate
+
+        comparisons = compare_all(results, gate or no_gate())
+    comps = comparisons or []
+    gate = comps[0].gate if comps else gate
     return _ENV.get_template("card.html.j2").render(
-        tables=tables, runs=runs, reference=reference(), version=__version__,
+        labels=labels,
+        tables=table_views(results, labels, comps),
+        comparisons=comps,
+        drilldowns=drilldowns(comps),
+        runs=run_views(results, labels, _examples),
+        gate=gate if comps and gate.enforced else None,  # a verdict needs something to compare
+        alpha=gate.alpha if gate is not None else 0.05,
+        failed=[(c, r) for c in comps for r in c.failed] if comps and gate.enforced else [],
+        reference=reference(),
+        version=__version__,
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
 
 
-def _examples(run_dir: str, task: str, tr: dict[str, Any]) -> list[dict[str, Any]]:
+def _examples(run_dir: str, task: str) -> list[dict[str, Any]]:
     try:
         samples = load_samples(run_dir, task)[:_EXAMPLES_PER_TASK]
     except FileNotFoundError:
         return []
-    out = []
-    for s in samples:
-        if "outputs" in s:
-            answer = s["outputs"][0]
-        elif "choices" in s:
-            answer = f"picked {s['pred']}: {s['choices'][s['pred']]}"
-        else:
-            answer = f"log-prob {s.get('logprob')}"
-        out.append({"id": s["id"], "prompt": s.get("prompt") or s.get("text", ""), "answer": answer,
-                    "target": s.get("target", s.get("gold")), "scores": s.get("scores", {})})
-    return out
+    return [{"id": s["id"], "prompt": prompt_text(s), "answer": answer_text(s), "target": target_text(s),
+             "scores": s.get("scores", {})} for s in samples]

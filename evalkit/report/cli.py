@@ -1,8 +1,14 @@
-"""``evalkit report RUN_DIR [RUN_DIR ...] [-o card.html]``."""
+"""``evalkit report RUN_DIR [RUN_DIR ...] [gate=NAME] [-o card.html] [--screenshot card.png]``.
+
+One run: its card. Several (e.g. the folders of a ``--multirun`` over checkpoints): one
+column per run, paired deltas against the first, plots across runs and flipped items;
+with ``gate=NAME`` (``conf/gate/``) the gate's verdict per row as well.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from evalkit.report.build import write_report
 from evalkit.report.table import card_frame
@@ -10,12 +16,26 @@ from evalkit.runner.rundir import load_results
 
 
 def report_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="evalkit report", description="Render finished runs as a model-card table.")
-    ap.add_argument("run_dirs", nargs="+", help="run folders (each holds results.json)")
+    ap = argparse.ArgumentParser(prog="evalkit report", description="Render finished runs as a model-card report.")
+    ap.add_argument("run_dirs", nargs="+", metavar="RUN_DIR | gate=NAME | gate.KEY=VALUE",
+                    help="run folders (each holds results.json), in order; the first is the baseline")
     ap.add_argument("-o", "--output", default="card.html", help="HTML file to write (default: card.html)")
+    ap.add_argument("--screenshot", help="also save a PNG of the page (needs Debian's chromium)")
     args = ap.parse_args(argv)
-    results = [load_results(d) for d in args.run_dirs]
+    settings = [a for a in args.run_dirs if "=" in a and not Path(a).exists()]
+    run_dirs = [a for a in args.run_dirs if a not in settings]
+    from evalkit.compare.gate import load_gate
+
+    gate = load_gate(settings)
+    results = [load_results(d) for d in run_dirs]
     print(card_frame(results).to_string(index=False))
-    path = write_report(args.run_dirs, args.output)
+    print("(points ± 95% interval half-width)")
+    path = write_report(run_dirs, args.output, gate=gate)
     print(f"card: {path}")
+    if args.screenshot:
+        from evalkit.report.browser import Chromium
+
+        with Chromium() as browser:
+            browser.open(path)
+            print(f"screenshot: {browser.screenshot(args.screenshot)}")
     return 0

@@ -2,21 +2,27 @@
 
 Each task spec's ``card`` entry says which table and row its number belongs to, the
 card's metric label, and which metric fills it. Rows appear in the card's order; the
-card's published values sit beside evalkit's.
+card's published values sit beside evalkit's. Values are on the card's scale (points)
+with the half-width of a 95% normal interval (1.96 standard errors).
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+from scipy.stats import norm
 
 from evalkit.paths import REPORTS_DIR
 
-TABLES = ("capability", "safety")
+#: Half-width of a normal 95% interval in standard errors (values shown as v ± 1.96 se).
+Z95 = float(norm.ppf(0.975))
+TABLES = ("capability", "safety")  # the card's tables, in its order
+ALL_TABLES = (*TABLES, "other")  # "other": tasks that fill no card row
 
 
 @lru_cache(maxsize=1)
@@ -45,15 +51,73 @@ def card_entries(task: str, task_result: dict[str, Any]) -> list[dict[str, Any]]
     return out
 
 
+def row_entries(task: str, task_result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a task fills: its card rows, else its primary metric in an "other" table
+    (so a team's own tasks show up and can be gated too)."""
+    rows = card_entries(task, task_result)
+    if rows:
+        return rows
+    primary = task_result["primary"]
+    return [{"table": "other", "row": task, "label": primary, "metric": primary, "scale": 100, "task": task}]
+
+
 def column_labels(results: list[dict[str, Any]]) -> list[str]:
-    """One unique column label per run: the model label, made unique by the run folder."""
-    labels = [str(r["model"].get("label") or r["model"].get("name")) for r in results]
+    """One unique, short label per run: the model label; when several runs share it, the
+    settings that differ between them (e.g. ``chat_template=true``, ``pretrained=step2000``)."""
+    models = [str(r["model"].get("label") or r["model"].get("name")) for r in results]
+    if len(set(models)) == len(models):
+        return models
+    diffs = config_differences(results)
+    same_model = len(set(models)) == 1
+    labels = []
+    for m, d in zip(models, diffs):
+        labels.append((d if same_model else f"{m} {d}") if d else m)
     out = []
-    for r, label in zip(results, labels):
-        if labels.count(label) > 1:
-            label = f"{label} [{r['run_dir'].rstrip('/').split('/')[-1]}]"
-        out.append(label)
+    for i, label in enumerate(labels):
+        out.append(f"{label} #{i + 1}" if labels.count(label) > 1 else label)
     return out
+
+
+def config_differences(results: list[dict[str, Any]]) -> list[str]:
+    """Per run, ``key=value`` for every resolved-config setting that is not the same in all
+    runs (the run folder's ``config.yaml``); paths shortened to their last part."""
+    flat = [_flatten(_run_config(r)) for r in results]
+    keys = sorted({k for f in flat for k in f if k.split(".")[0] not in _NON_IDENTITY})
+    varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    short = {k: k.rsplit(".", 1)[-1] for k in varying}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in varying}
+    out = []
+    for f in flat:
+        out.append(", ".join(f"{short[k]}={_short_value(f.get(k))}" for k in varying))
+    return out
+
+
+_NON_IDENTITY = ("output_dir", "run_name", "report", "progress")
+
+
+def _run_config(res: dict[str, Any]) -> dict[str, Any]:
+    path = Path(res.get("run_dir", "")) / "config.yaml"
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _short_value(v: Any) -> str:
+    text = str(v).lower() if isinstance(v, bool) else str(v)
+    if "/" in text and len(text) > 24:
+        text = text.rstrip("/").rsplit("/", 1)[-1]
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -62,7 +126,7 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     order = _card_order()
     for col, res in zip(column_labels(results), results):
         for task, tr in res["tasks"].items():
-            for e in card_entries(task, tr):
+            for e in row_entries(task, tr):
                 m = tr["metrics"].get(e["metric"])
                 if m is None:
                     continue
@@ -74,6 +138,7 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "run_dir": res.get("run_dir"),
                     "value": _scaled(m["value"], scale),
                     "stderr": _scaled(m.get("stderr"), scale),
+                    "ci": _scaled(m.get("stderr"), scale * Z95),
                     "n": m.get("n"),
                     "hash": tr.get("hash"),
                     "higher_is_better": tr.get("higher_is_better", {}).get(e["metric"], True),
@@ -82,13 +147,13 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def card_frame(results: list[dict[str, Any]], table: str | None = None, with_reference: bool = True) -> pd.DataFrame:
-    """The card table: Benchmark | Metric | one column per run ("v ± se") | the card's values."""
+    """The card table: Benchmark | Metric | one column per run ("v ± 95% CI half-width") | the card's values."""
     long = long_frame(results)
     if long.empty:
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
     if table:
         long = long[long["table"] == table]
-    long = long.assign(cell=[format_cell(v, s) for v, s in zip(long["value"], long["stderr"])])
+    long = long.assign(cell=[format_cell(v, c) for v, c in zip(long["value"], long["ci"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
     if with_reference:
@@ -100,10 +165,23 @@ def card_frame(results: list[dict[str, Any]], table: str | None = None, with_ref
     return wide.fillna("")
 
 
-def format_cell(value: float | None, stderr: float | None) -> str:
+def format_cell(value: float | None, ci: float | None) -> str:
+    """``"62.00 ± 4.76"``: the value and the half-width of its interval (points)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.2f}" if stderr is None or math.isnan(stderr) else f"{value:.2f} ± {stderr:.2f}"
+    return f"{value:.2f}" if ci is None or math.isnan(ci) else f"{value:.2f} ± {ci:.2f}"
+
+
+def reference_columns(table: str) -> list[str]:
+    """The card's value columns for ``table`` (PT models for capability, IT for safety)."""
+    return list(reference().get(table, {}).get("columns", [])) if table in TABLES else []
+
+
+def reference_row(table: str, row: str) -> dict[str, Any] | None:
+    """The card's entry for a row (``values``, ``metric``, ``lower_is_better``), if it has one."""
+    if table not in TABLES:
+        return None
+    return next((r for r in reference()[table]["rows"] if r["row"] == row), None)
 
 
 def _scaled(v: float | None, scale: float) -> float | None:
@@ -111,7 +189,13 @@ def _scaled(v: float | None, scale: float) -> float | None:
 
 
 def _table_key(col: pd.Series) -> pd.Series:
-    return col.map({t: i for i, t in enumerate(TABLES)}) if col.name == "table" else col
+    return col.map({t: i for i, t in enumerate(ALL_TABLES)}) if col.name == "table" else col
+
+
+def card_position(table: str, row: str) -> tuple[int, int]:
+    """Sort key of a row: its table in card order, then its place in the card's table."""
+    t = ALL_TABLES.index(table) if table in ALL_TABLES else len(ALL_TABLES)
+    return t, _card_order().get((table, row), 1000)
 
 
 def _card_order() -> dict[tuple[str, str], int]:

@@ -177,6 +177,9 @@ def _score_task(plan: TaskPlan, answers: dict, run_dir: Path, cfg: dict[str, Any
         "type": spec.type,
         "primary": spec.primary,
         "higher_is_better": {key: _higher_is_better(name) for key, name in spec.metric_keys.items()},
+        # How each metric was computed, so `evalkit compare` can recompute aggregate-only metrics on resamples.
+        "metric_specs": spec.metrics,
+        "aggregate": spec.raw.get("aggregate", "micro"),
         "metrics": {
             name: {"value": r.value, "stderr": r.stderr, "n": r.n, "breakdown": r.breakdown, **({"extra": r.extra} if r.extra else {})}
             for name, r in metrics.items()

@@ -28,10 +28,13 @@ def by_group(docs: list[Doc]) -> "OrderedDict[str, list[Doc]]":
     return groups
 
 
-def shared_exemplars(pool: list[Doc], n: int, select: str, seed: int) -> dict[str, list[Doc]]:
-    """One list of ``n`` exemplars per group of ``pool``."""
+def shared_exemplars(pool: list[Doc], n: int, select: str, seed: int, allow_fewer: bool = False) -> dict[str, list[Doc]]:
+    """One list of ``n`` exemplars per group of ``pool`` (all of a smaller group's with ``allow_fewer``)."""
     out = {}
     for group, docs in by_group(pool).items():
+        if allow_fewer and len(docs) < n:
+            out[group] = list(docs)
+            continue
         if len(docs) < n:
             raise DataError(f"few-shot pool of group {group or '(all)'!r} has {len(docs)} documents, fewer than n={n}")
         out[group] = docs[:n] if select == "first" else random.Random(seed).sample(docs, n)

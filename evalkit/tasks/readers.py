@@ -32,6 +32,9 @@ class LocalFormat:
     path_fields: dict[str, str] = field(default_factory=dict)  # field -> regex with one group on the path
     text_field: str = "text"  # column name for txt lines
     line_files: dict[str, str] = field(default_factory=dict)  # field -> sibling file with one value per line
+    # wide -> long: one row per column, {var: column name, value: cell, + the kept columns}
+    # (AGIEval's few-shot CSV has one column per subset)
+    melt: dict[str, Any] | None = None
 
 
 @dataclass
@@ -81,8 +84,16 @@ def read_file(path: Path, fmt: LocalFormat) -> Iterator[RawRow]:
                 if i >= len(values):
                     raise DataError(f"{path}:{line}: no value for {name!r} in {fmt.line_files[name]} (it has {len(values)} lines)")
                 data[name] = values[i]
-            data.update(extra)
-            yield RawRow(data, str(path), line)
+            for row in _melt(data, fmt.melt) if fmt.melt else [data]:
+                row.update(extra)
+                yield RawRow(row, str(path), line)
+
+
+def _melt(data: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    keep = list(spec.get("keep") or [])
+    var, value = spec.get("var", "column"), spec.get("value", "value")
+    base = {k: data[k] for k in keep if k in data}
+    return [{**base, var: col, value: cell} for col, cell in data.items() if col not in keep]
 
 
 def _rows(f: io.TextIOBase, kind: str, path: Path, fmt: LocalFormat) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -72,13 +72,18 @@ def build_samples(spec: TaskSpec, data_root: Path | None, limit: int | None = No
     n_shot = fs["n"]
     same_split = fs["split"] == "eval"
     pool: list[Doc] = []
-    if n_shot:
+    if n_shot and fs["docs"] is not None:
+        # Exemplars written in the spec itself (a published fixed prompt, e.g. Minerva's MATH 4-shot).
+        pool = [{**d, "id": str(d.get("id", f"fewshot.docs[{i}]")), "_where": f"{spec.path}:fewshot.docs[{i}]"}
+                for i, d in enumerate(fs["docs"])]
+        same_split = False
+    elif n_shot:
         pool = docs if same_split else load_docs(spec, fs["split"], data_root)
         if spec.groups and not same_split:
             pool = [d for d in pool if str(d.get("group", "")) in set(spec.groups)]
         # A pool read from the evaluated file itself counts as the same split.
         same_split = same_split or bool(pool) and pool[0]["_where"] in {d["_where"] for d in docs}
-    shared = shared_exemplars(pool, n_shot, fs["select"], fs["seed"]) if n_shot and fs["shared"] else {}
+    shared = shared_exemplars(pool, n_shot, fs["select"], fs["seed"], fs["allow_fewer"]) if n_shot and fs["shared"] else {}
     if shared and spec.raw.get("exclude_fewshot_from_eval", True):
         # An exemplar is never also evaluated (the pool may be the evaluated file itself).
         used = {d["_where"] for ex in shared.values() for d in ex}
@@ -90,7 +95,8 @@ def build_samples(spec: TaskSpec, data_root: Path | None, limit: int | None = No
     sampler = per_item_sampler(pool, n_shot, fs["select"], fs["seed"], same_split) if n_shot and not fs["shared"] else None
     samples = []
     for doc in selected:
-        exemplars = shared.get(str(doc.get("group", "")), []) if shared else (sampler(doc) if sampler else [])
+        # An ungrouped pool (exemplars written in the spec) serves every group.
+        exemplars = shared.get(str(doc.get("group", "")), shared.get("", [])) if shared else (sampler(doc) if sampler else [])
         samples.append(_sample(spec, doc, exemplars))
     info = {"n_docs": len(docs), "n_selected": len(selected), "fewshot_ids": sorted({d["id"] for ex in shared.values() for d in ex})}
     return samples, info
@@ -133,8 +139,12 @@ def _gold(spec: TaskSpec, doc: Doc) -> list[int]:
 
 def _sample(spec: TaskSpec, doc: Doc, exemplars: Sequence[Doc]) -> Sample:
     p = spec.prompt
-    shots = tuple((_render(spec, "prompt.text", p["text"], ex), _exemplar_answer(spec, ex)) for ex in exemplars)
+    # ``shot_number`` (1-based) lets a prompt number its problems (AGIEval's "Problem 3.");
+    # the evaluated item is number len(exemplars) + 1.
+    shots = tuple((_render(spec, "prompt.text", p["text"], {**ex, "shot_number": i + 1}), _exemplar_answer(spec, ex))
+                  for i, ex in enumerate(exemplars))
     description = _render(spec, "prompt.description", p["description"], doc)
+    doc_vars = {**doc, "shot_number": len(exemplars) + 1}
 
     def prompt(query: str) -> Prompt:
         return Prompt(query, shots, description, p["target_delimiter"], p["fewshot_delimiter"])
@@ -144,7 +154,7 @@ def _sample(spec: TaskSpec, doc: Doc, exemplars: Sequence[Doc]) -> Sample:
         s.text = str(_eval(spec, "text", doc))
         return s
     if spec.type == "generate":
-        s.prompt = prompt(_render(spec, "prompt.text", p["text"], doc))
+        s.prompt = prompt(_render(spec, "prompt.text", p["text"], doc_vars))
         s.target = _eval(spec, "target", doc)
         return s
     gold = _gold(spec, doc)
@@ -163,5 +173,5 @@ def _sample(spec: TaskSpec, doc: Doc, exemplars: Sequence[Doc]) -> Sample:
         s.option_prompts = [prompt(c) for c in contexts]
         s.prompt = s.option_prompts[0]
     else:
-        s.prompt = prompt(_render(spec, "prompt.text", p["text"], doc))
+        s.prompt = prompt(_render(spec, "prompt.text", p["text"], doc_vars))
     return s

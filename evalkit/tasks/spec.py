@@ -51,7 +51,7 @@ _KEYS: dict[str, bool] = {
 }
 _EXPRESSIONS = ("choices", "gold", "contexts", "continuation", "target", "text")
 _FEWSHOT_DEFAULTS = {"n": 0, "split": "fewshot", "select": "first", "seed": 1234, "shared": True,
-                     "target": None}
+                     "target": None, "allow_fewer": False, "docs": None}
 _PROMPT_DEFAULTS = {"description": "", "text": "", "target_delimiter": " ", "fewshot_delimiter": "\n\n"}
 _GENERATION_DEFAULTS = {"until": [], "max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0, "n": 1}
 
@@ -132,7 +132,12 @@ def load_task(name: str, overrides: dict[str, Any] | None = None) -> TaskSpec:
     if not path.exists():
         raise ConfigError(f"unknown task {name!r} (no {path}); available: {', '.join(available_tasks())}")
     with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}{at}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a task spec must be a mapping")
     raw.setdefault("name", name)
@@ -176,8 +181,13 @@ def validate(spec: TaskSpec) -> None:
             fail(f"source.{kind}.splits must name an 'eval' split")
         if kind == "hub" and "path" not in s:
             fail("source.hub.path (the dataset id) is required")
-        for fname, expr in (s.get("fields") or {}).items():
-            _syntax(fail, f"source.{kind}.fields.{fname}", expr, expression=True)
+        if not isinstance(s.get("fields"), dict):
+            fail(f"source.{kind}.fields (canonical field -> expression over the raw row) is required")
+        _check_source_expressions(fail, f"source.{kind}", s)
+        for role, value in s["splits"].items():
+            for i, entry in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(entry, dict):
+                    _check_source_expressions(fail, f"source.{kind}.splits.{role}[{i}]", entry)
     p = spec.prompt
     for key in ("description", "text"):
         _syntax(fail, f"prompt.{key}", p[key], expression=False)
@@ -199,6 +209,8 @@ def validate(spec: TaskSpec) -> None:
         fail(f"fewshot.select must be 'first' or 'random' (got {fs['select']!r})")
     if fs["target"] is not None:
         _syntax(fail, "fewshot.target", fs["target"], expression=False)
+    if fs["docs"] is not None and not (isinstance(fs["docs"], list) and all(isinstance(d, dict) for d in fs["docs"])):
+        fail("fewshot.docs must be a list of documents (mappings of canonical fields)")
     if not spec.metrics:
         fail("metrics: list at least one metric")
     if spec.primary not in spec.metric_keys:
@@ -206,6 +218,15 @@ def validate(spec: TaskSpec) -> None:
     lim = raw.get("limit")
     if lim is not None and (not isinstance(lim, int) or lim < 1):
         fail(f"limit must be a positive integer (got {lim!r})")
+
+
+def _check_source_expressions(fail, where: str, s: dict[str, Any]) -> None:
+    for fname, expr in (s.get("fields") or {}).items():
+        _syntax(fail, f"{where}.fields.{fname}", expr, expression=True)
+    if s.get("filter") is not None:
+        _syntax(fail, f"{where}.filter", s["filter"], expression=True)
+    for tname, tmpl in (s.get("texts") or {}).items():
+        _syntax(fail, f"{where}.texts.{tname}", tmpl, expression=False)
 
 
 def _syntax(fail, key: str, source: Any, *, expression: bool) -> None:

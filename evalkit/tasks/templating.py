@@ -7,6 +7,7 @@ typo in a spec or a missing column in a data row fails loudly instead of renderi
 
 from __future__ import annotations
 
+import ast
 import re
 from functools import lru_cache
 from typing import Any
@@ -18,11 +19,38 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,  # prompts are plain text for a model, not HTML
 )
+
+
 def _regex_replace(value: str, pattern: str, repl: str = "") -> str:
     return re.sub(pattern, repl, value)
 
 
-_ENV.filters["regex_replace"] = _regex_replace
+def _regex_search(value: str, pattern: str, group: int = 1) -> str | None:
+    """Group ``group`` of the first match of ``pattern`` (None when it does not match)."""
+    m = re.search(pattern, value, flags=re.DOTALL)
+    return m.group(group) if m else None
+
+
+def _literal_eval(value: str):
+    """A Python literal written as text (AGIEval's few-shot CSV holds dict reprs)."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f"not a Python literal: {value[:60]!r}") from e
+
+
+def _last_boxed(value: str) -> str:
+    """The content of the last ``\\boxed{...}`` (MATH reference solutions); an error if none."""
+    from evalkit.metrics.math_equiv import last_boxed  # lazy: tasks must not import metrics eagerly
+
+    boxed = last_boxed(value)
+    if boxed is None:
+        raise ValueError("no \\boxed{...} answer in the text")
+    return boxed
+
+
+_ENV.filters.update(regex_replace=_regex_replace, regex_search=_regex_search, literal_eval=_literal_eval,
+                    last_boxed=_last_boxed)
 _ENV.globals.update(len=len, range=range, enumerate=enumerate, zip=zip, str=str, int=int, float=float,
                     sorted=sorted, min=min, max=max, chr=chr, ord=ord)
 

@@ -1,0 +1,124 @@
+"""Log-likelihood with every shared token computed once.
+
+Three levels of sharing, all exact (the same tokens at the same positions, attending to
+the same tokens, as the straightforward path):
+
+1. identical ``(context, continuation)`` token pairs are scored once;
+2. the continuations of one context form one segment: the context's own tokens are run
+   once and each continuation branches off them (``packing``);
+3. token prefixes shared by many contexts (few-shot exemplars, a system prompt, a chat
+   template header) are found with a trie (``prefix_tree``); each is run once and its
+   key/value cache reused by every context below it.
+
+Segments are packed into rows of about ``ROW_TOKENS`` tokens, so short requests fill a
+forward pass without padding, and the output layer runs only where a token is scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from evalkit.backends.batching import plan_batches, run_batches
+from evalkit.backends.packing import Segment, build_batch, continuation_segment, pack_rows
+from evalkit.backends.prefix_cache import PrefixCache, head_on, walk_prefixes
+from evalkit.backends.prefix_tree import MIN_SHARED_TOKENS, PrefixNode, build_prefix_tree
+from evalkit.backends.requests import LoglikelihoodResult
+
+if TYPE_CHECKING:
+    from evalkit.backends.hf import HFBackend
+
+log = logging.getLogger(__name__)
+
+#: Target tokens per packed row. Within a row every token's attention scores span the
+#: whole row (masked), so wider rows waste attention; narrower ones waste per-call time.
+ROW_TOKENS = 256
+
+
+def score_shared(backend: "HFBackend", pairs: Sequence[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
+    """Score token-level ``(context, continuation)`` pairs; yields ``(index, result)`` as batches finish.
+
+    Pairs longer than the model's window go to the straightforward path (their context
+    is truncated from the left there, so nothing about them is shared).
+    """
+    too_long = [i for i, (c, t) in enumerate(pairs) if not backend.fast_path_fits(len(c) + len(t) - 1)]
+    if too_long:
+        for j, res in backend._score_pairs([pairs[i] for i in too_long]):
+            yield too_long[j], res
+    skip = set(too_long)
+    # Group into contexts, each with its distinct continuations and who asked for them.
+    contexts: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
+    for i, (ctx, cont) in enumerate(pairs):
+        if i in skip:
+            continue
+        if not cont:
+            yield i, LoglikelihoodResult(0.0, True, 0)
+            continue
+        contexts.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)
+    if not contexts:
+        return
+    ctx_list = list(contexts)
+    tree = build_prefix_tree(ctx_list, MIN_SHARED_TOKENS)
+    for node, prefix in walk_prefixes(backend, tree, ctx_list):
+        yield from _score_node(backend, node, prefix, ctx_list, contexts)
+
+
+def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | None,
+                ctx_list: list[tuple[int, ...]],
+                contexts: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
+    """Score the contexts attached directly to ``node`` after its prefix."""
+    import torch
+
+    if not node.items:
+        return
+    p = prefix.length if prefix else 0
+    segments: list[Segment] = []
+    owners: list[list[int]] = []  # per owner id: the request indices it answers
+    cont_len: list[int] = []
+    for item in node.items:
+        ctx = ctx_list[item]
+        conts = []
+        for cont, reqs in contexts[ctx].items():
+            conts.append((list(cont), len(owners)))
+            owners.append(reqs)
+            cont_len.append(len(cont))
+        segments.append(continuation_segment(list(ctx[p:]), conts))
+    rows = pack_rows([len(s) for s in segments], ROW_TOKENS)
+    # Each row attends to the prefix too: budget rows by prefix + width.
+    widths = [p + sum(len(segments[s]) for s in row) for row in rows]
+    batches = plan_batches(widths, backend.max_batch_tokens, backend.batch_size)
+    model = backend.model
+    dtype = next(model.parameters()).dtype
+
+    def forward(batch_rows: list[int]) -> list[tuple[int, LoglikelihoodResult]]:
+        batch = build_batch(segments, [rows[r] for r in batch_rows], p, backend.pad_id, dtype, backend.device)
+        kwargs = {"attention_mask": batch.attention_mask, "position_ids": batch.position_ids}
+        if prefix is not None:
+            kwargs[backend._cache_kw] = prefix.for_batch(model.config, batch.input_ids.shape[0])
+            kwargs["use_cache"] = True
+        else:
+            kwargs["use_cache"] = False
+        with torch.inference_mode(), head_on(model, batch.out_rows, batch.out_cols):
+            logits = model(batch.input_ids, **kwargs).logits
+        if logits.shape[:2] != (1, len(batch.owners)):
+            raise RuntimeError(f"{type(model).__name__}: the output layer was not called on the selected "
+                               "positions; set model.prefix_sharing=false")
+        backend.stats.forward_calls += 1
+        backend.stats.forward_tokens += batch.n_tokens
+        logprobs = torch.log_softmax(logits[0].float(), dim=-1)
+        tok_lp = logprobs.gather(-1, batch.targets[:, None]).squeeze(-1)
+        hit = logprobs.argmax(-1) == batch.targets
+        ids = torch.tensor(batch.owners, device=tok_lp.device)
+        n_own = len(owners)
+        total = torch.zeros(n_own, dtype=tok_lp.dtype, device=tok_lp.device).index_add_(0, ids, tok_lp)
+        misses = torch.zeros(n_own, dtype=torch.long, device=tok_lp.device).index_add_(0, ids, (~hit).long())
+        total_l, misses_l = total.cpu().tolist(), misses.cpu().tolist()
+        out = []
+        for o in dict.fromkeys(batch.owners):
+            res = LoglikelihoodResult(float(total_l[o]), misses_l[o] == 0, cont_len[o])
+            out.extend((i, res) for i in owners[o])
+        return out
+
+    for _, answered in run_batches(batches, forward, backend._on_oom):
+        yield from answered

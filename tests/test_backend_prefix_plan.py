@@ -1,0 +1,117 @@
+"""Planning of the prefix-sharing path, without a model: the token trie and row packing."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from evalkit.backends.packing import build_batch, continuation_segment, pack_rows
+from evalkit.backends.prefix_tree import build_prefix_tree, common_prefix_len
+
+
+def _nodes(root):
+    return list(root.walk())
+
+
+def _items(root):
+    return sorted(i for n in root.walk() for i in n.items)
+
+
+@pytest.mark.parametrize("a,b,n", [([1, 2, 3], [1, 2, 4], 2), ([1, 2], [1, 2, 3], 2), ([5], [6], 0), ([], [1], 0),
+                                   (list(range(100)), list(range(57)) + [0] * 43, 57)])
+def test_common_prefix_len(a, b, n):
+    assert common_prefix_len(a, b) == n
+
+
+def test_fewshot_groups_share_their_exemplars_and_nothing_shorter():
+    rng = random.Random(0)
+    header = [7, 7]  # shared by every context, but shorter than min_tokens: not worth a pass
+    shots = {g: [rng.randrange(100, 200) for _ in range(40)] for g in range(3)}
+    contexts = [header + shots[g] + [rng.randrange(300, 400) for _ in range(rng.randrange(2, 9))]
+                for g in range(3) for _ in range(5)]
+    root = build_prefix_tree(contexts, min_tokens=8)
+    assert _items(root) == list(range(15))  # every context exactly once
+    assert root.length == 0 and not root.items
+    assert sorted(n.length for n in root.children) == [42, 42, 42]
+    for node in root.children:
+        members = [i for n in node.walk() for i in n.items]
+        assert len(members) == 5
+        assert all(contexts[i][:42] == contexts[node.anchor][:42] for i in members)
+
+
+def test_each_context_keeps_a_token_of_its_own():
+    # Identical contexts, and one context that is a prefix of the others.
+    contexts = [[1] * 20, [1] * 20, [1] * 20 + [2, 3], [1] * 20 + [2, 4]]
+    for min_tokens, lengths in ((2, [0, 19, 21]), (4, [0, 19])):
+        root = build_prefix_tree(contexts, min_tokens=min_tokens)
+        for node in root.walk():
+            for i in node.items:
+                assert len(contexts[i]) > node.length
+        assert _items(root) == [0, 1, 2, 3]
+        # [1]*19 is shared by all; [1]*20 + [2] by the last two, 2 tokens further
+        assert sorted(n.length for n in _nodes(root)) == lengths
+
+
+def test_nested_prefixes_form_a_chain_and_short_steps_fold_into_the_parent():
+    base = list(range(50))
+    contexts = [base + [900 + i] for i in range(3)] + [base + list(range(100, 130)) + [i] for i in range(3)]
+    contexts += [base + [60, 61, 62] + [i] for i in range(2)]  # only 3 tokens past base: not its own node
+    root = build_prefix_tree(contexts, min_tokens=8)
+    (top,) = root.children
+    assert top.length == 50 and len(top.children) == 1 and top.children[0].length == 80
+    assert sorted(top.items) == [0, 1, 2, 6, 7]
+    assert sorted(top.children[0].items) == [3, 4, 5]
+    assert top.children[0].parent is top
+
+
+def test_empty_context_is_rejected():
+    with pytest.raises(ValueError):
+        build_prefix_tree([[1, 2], []], min_tokens=1)
+
+
+def test_pack_rows_fills_rows_up_to_width():
+    lengths = [100, 30, 250, 60, 60, 300, 5]
+    rows = pack_rows(lengths, 256)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    for r in rows:
+        assert len(r) == 1 or sum(lengths[i] for i in r) <= 256
+    assert len(rows) <= 4
+
+
+def test_packed_mask_lets_branches_see_prefix_and_trunk_but_not_each_other():
+    import torch
+
+    # Trunk [11, 12]; continuations [21, 22, 23] and [31]: branches are [21, 22] and [].
+    seg = continuation_segment([11, 12], [([21, 22, 23], 0), ([31], 1)])
+    assert seg.branches == [[21, 22], []]
+    assert seg.outputs == [(1, 21, 0), (2, 22, 0), (3, 23, 0), (1, 31, 1)]
+    other = continuation_segment([41], [([51, 52], 2)])
+    batch = build_batch([seg, other], [[0, 1], [1]], prefix_len=3, pad_id=0, dtype=torch.float32, device="cpu")
+    assert batch.input_ids.tolist() == [[11, 12, 21, 22, 41, 51], [0, 0, 0, 0, 41, 51]]
+    assert batch.position_ids[0].tolist() == [3, 4, 5, 6, 3, 4]
+    allowed = (batch.attention_mask[:, 0] == 0)
+    assert allowed.shape == (2, 6, 3 + 6)
+    row = allowed[0]
+    assert row[:, :3].all()  # every real token sees the prefix
+    assert row[3, 3:].tolist() == [True, True, True, True, False, False]  # 22 sees trunk, 21, itself
+    assert row[4, 3:].tolist() == [False, False, False, False, True, False]  # 41 starts a new segment
+    assert row[5, 3:].tolist() == [False, False, False, False, True, True]
+    pad = allowed[1]
+    assert not pad[0, :3].any() and pad[0, 3:].tolist() == [True, False, False, False, False, False]
+    assert batch.owners == [0, 0, 0, 1, 2, 2, 2, 2]
+    assert batch.out_cols.tolist() == [1, 2, 3, 1, 4, 5, 4, 5]
+    assert batch.out_rows.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert batch.targets.tolist() == [21, 22, 23, 31, 51, 52, 51, 52]
+    assert batch.n_tokens == 6 + 2
+
+
+def test_prefix_sharing_switch_is_validated(tmp_path):
+    from evalkit.config import validate
+    from evalkit.errors import ConfigError
+    from tests.conftest import run_config
+
+    assert run_config(tmp_path)["model"]["prefix_sharing"] is True  # the default
+    validate(run_config(tmp_path, "model.prefix_sharing=false"))
+    with pytest.raises(ConfigError, match="model.prefix_sharing"):
+        validate(run_config(tmp_path, "model.prefix_sharing=sometimes"))
