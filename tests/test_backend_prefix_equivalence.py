@@ -11,7 +11,7 @@ import contextlib
 
 import pytest
 
-from evalkit.backends import shared_scoring
+from evalkit.backends import shared_generation, shared_scoring
 from evalkit.backends.requests import GenerateRequest, LoglikelihoodRequest
 
 pytestmark = pytest.mark.model
@@ -32,6 +32,13 @@ QUESTIONS = {
 }
 # Continuations that merge with the end of their context into one token.
 MERGING = [("The quick brown fo", "x jumps"), ("I like straw", "berries"), ("The answer is (", ")")]
+
+
+@pytest.fixture(autouse=True)
+def share_short_prefixes(monkeypatch):
+    """The fixtures' prefixes are short; lower the sharing threshold so they are shared."""
+    monkeypatch.setattr(shared_scoring, "MIN_SAVED_TOKENS", 16)
+    monkeypatch.setattr(shared_generation, "MIN_SAVED_TOKENS", 16)
 
 
 @contextlib.contextmanager

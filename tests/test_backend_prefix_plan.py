@@ -26,11 +26,11 @@ def test_common_prefix_len(a, b, n):
 
 def test_fewshot_groups_share_their_exemplars_and_nothing_shorter():
     rng = random.Random(0)
-    header = [7, 7]  # shared by every context, but shorter than min_tokens: not worth a pass
+    header = [7, 7]  # shared by all 15 contexts, but saves only 14 x 2 tokens: not worth a pass
     shots = {g: [rng.randrange(100, 200) for _ in range(40)] for g in range(3)}
     contexts = [header + shots[g] + [rng.randrange(300, 400) for _ in range(rng.randrange(2, 9))]
                 for g in range(3) for _ in range(5)]
-    root = build_prefix_tree(contexts, min_tokens=8)
+    root = build_prefix_tree(contexts, min_saved=100)  # each group's exemplars save 4 x 40
     assert _items(root) == list(range(15))  # every context exactly once
     assert root.length == 0 and not root.items
     assert sorted(n.length for n in root.children) == [42, 42, 42]
@@ -43,8 +43,8 @@ def test_fewshot_groups_share_their_exemplars_and_nothing_shorter():
 def test_each_context_keeps_a_token_of_its_own():
     # Identical contexts, and one context that is a prefix of the others.
     contexts = [[1] * 20, [1] * 20, [1] * 20 + [2, 3], [1] * 20 + [2, 4]]
-    for min_tokens, lengths in ((2, [0, 19, 21]), (4, [0, 19])):
-        root = build_prefix_tree(contexts, min_tokens=min_tokens)
+    for min_saved, lengths in ((2, [0, 19, 21]), (4, [0, 19])):
+        root = build_prefix_tree(contexts, min_saved=min_saved)
         for node in root.walk():
             for i in node.items:
                 assert len(contexts[i]) > node.length
@@ -56,8 +56,8 @@ def test_each_context_keeps_a_token_of_its_own():
 def test_nested_prefixes_form_a_chain_and_short_steps_fold_into_the_parent():
     base = list(range(50))
     contexts = [base + [900 + i] for i in range(3)] + [base + list(range(100, 130)) + [i] for i in range(3)]
-    contexts += [base + [60, 61, 62] + [i] for i in range(2)]  # only 3 tokens past base: not its own node
-    root = build_prefix_tree(contexts, min_tokens=8)
+    contexts += [base + [60, 61, 62] + [i] for i in range(2)]  # saves 1 x 3 tokens: not its own node
+    root = build_prefix_tree(contexts, min_saved=50)  # base saves 7 x 50, the 30 more tokens 2 x 30
     (top,) = root.children
     assert top.length == 50 and len(top.children) == 1 and top.children[0].length == 80
     assert sorted(top.items) == [0, 1, 2, 6, 7]
@@ -67,7 +67,7 @@ def test_nested_prefixes_form_a_chain_and_short_steps_fold_into_the_parent():
 
 def test_empty_context_is_rejected():
     with pytest.raises(ValueError):
-        build_prefix_tree([[1, 2], []], min_tokens=1)
+        build_prefix_tree([[1, 2], []], min_saved=1)
 
 
 def test_pack_rows_fills_rows_up_to_width():
@@ -79,12 +79,27 @@ def test_pack_rows_fills_rows_up_to_width():
     assert len(rows) <= 4
 
 
+def test_continuations_with_common_first_tokens_share_them():
+    import torch
+
+    seg = continuation_segment([1, 2], [([5, 6, 7], 0), ([5, 6, 8], 1), ([5, 9], 2), ([5, 8, 3], 3)])
+    assert seg.tokens == [1, 2, 5, 6, 8]  # 5 and 5-6 computed once
+    assert seg.parents == [-1, 0, 1, 2, 2] and seg.depths() == [0, 1, 2, 3, 3]
+    assert seg.outputs == [(1, 5, 0), (2, 6, 0), (3, 7, 0), (1, 5, 1), (2, 6, 1), (3, 8, 1),
+                           (1, 5, 2), (2, 9, 2), (1, 5, 3), (2, 8, 3), (4, 3, 3)]
+    batch = build_batch([seg], [[0]], prefix_len=0, pad_id=0, dtype=torch.float32, device="cpu")
+    allowed = (batch.attention_mask[0, 0] == 0).tolist()
+    assert allowed[3] == [True, True, True, True, False]  # 6 sees trunk, 5, itself
+    assert allowed[4] == [True, True, True, False, True]  # 8 (after 5) does not see 6
+    assert batch.position_ids[0].tolist() == [0, 1, 2, 3, 3]
+
+
 def test_packed_mask_lets_branches_see_prefix_and_trunk_but_not_each_other():
     import torch
 
     # Trunk [11, 12]; continuations [21, 22, 23] and [31]: branches are [21, 22] and [].
     seg = continuation_segment([11, 12], [([21, 22, 23], 0), ([31], 1)])
-    assert seg.branches == [[21, 22], []]
+    assert seg.tokens == [11, 12, 21, 22] and seg.parents == [-1, 0, 1, 2] and seg.trunk == 2
     assert seg.outputs == [(1, 21, 0), (2, 22, 0), (3, 23, 0), (1, 31, 1)]
     other = continuation_segment([41], [([51, 52], 2)])
     batch = build_batch([seg, other], [[0, 1], [1]], prefix_len=3, pad_id=0, dtype=torch.float32, device="cpu")

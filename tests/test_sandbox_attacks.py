@@ -109,6 +109,13 @@ for pid in (os.getppid(), $HARNESS_PID, -1):
     except OSError as e:
         print("SIGKILL to", pid, "refused:", type(e).__name__, file=sys.stderr)
 """,
+    # As root the sandbox depends on the uid drop: the program must hold no capability to undo it.
+    "regain_root": """
+import os, sys
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+print("STATUS", status["Uid"].split()[0], status["CapEff"].strip(), status["NoNewPrivs"].strip(), file=sys.stderr)
+os.setuid(0)
+""",
     "delete_harness_files": """
 import os, shutil
 for name in os.listdir("."):
@@ -313,9 +320,21 @@ def test_socket_to_outside(batch):
 
 def test_killing_the_parent(batch):
     r = _result(batch, "kill_parent")
-    assert r.outcome in ("passed", "crashed", "killed_for_limit"), r.stderr
+    assert r.outcome == "passed", r.stderr  # every kill was refused or hit nothing of the host's...
     assert f"SIGKILL sent to {os.getpid()}" not in r.stderr
+    if batch["mechanism"] in ISOLATED:  # ...and in a pid namespace the harness does not even exist
+        assert f"SIGKILL to {os.getpid()} refused: ProcessLookupError" in r.stderr, r.stderr
+    else:  # a different uid may not signal it
+        assert f"SIGKILL to {os.getpid()} refused: PermissionError" in r.stderr, r.stderr
     assert batch["good"][-1].passed  # the harness is alive and still running programs
+
+
+def test_regaining_root(batch):
+    r = _result(batch, "regain_root")
+    assert (r.outcome, r.detail) == ("failed", "PermissionError"), r.stderr
+    uid, cap_eff, no_new_privs = next(ln for ln in r.stderr.splitlines() if ln.startswith("STATUS ")).split()[1:]
+    assert int(cap_eff, 16) == 0 and no_new_privs == "1"
+    assert uid != "0" and (not batch["iso"].as_root or int(uid) in batch["stats"]["uids"])
 
 
 def test_deleting_harness_files(batch):

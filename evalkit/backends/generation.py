@@ -68,7 +68,8 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
     ids, attn, pos = backend._left_pad([s.context_ids[p:] for s in specs])
     cache: Any = None
     if prefix is not None:
-        cache = prefix.for_batch(model.config, n)
+        capacity = p + ids.shape[1] + max(s.max_new_tokens for s in specs)
+        cache = prefix.for_decoding(model.config, n, capacity)
         attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
         pos = pos + p
     step_input = ids

@@ -1,11 +1,12 @@
 """Pack many short scoring segments into few rows, with a tree-shaped attention mask.
 
-A *segment* is one context's own tokens (the trunk, after its shared prefix) followed by
-the inputs of each of its continuations (branches). Every branch sees the shared prefix,
-the trunk and itself, never another branch, and its positions continue from the trunk's
-end, so each continuation is scored exactly as if it were alone after its context, while
-the trunk is computed once for all of them. Several segments share a row (each sees only
-itself and the prefix), so short requests fill a forward pass without padding.
+A *segment* is a token tree: one context's own tokens (the trunk, after its shared
+prefix) followed by the trie of its continuations' inputs, so continuations that start
+with the same tokens (" the Sun", " the Moon") share them. Every token sees the shared
+prefix and its own ancestors, never another branch, and its position is its depth after
+the prefix, so each continuation is scored exactly as if it were alone after its
+context while every shared token is computed once. Several segments share a row (each
+sees only itself and the prefix), so short requests fill a forward pass without padding.
 """
 
 from __future__ import annotations
@@ -17,43 +18,59 @@ from typing import Any
 
 @dataclass
 class Segment:
-    """``trunk`` then ``branches``; ``outputs`` lists what to score, as
-    ``(local position, target token, owner)`` triples (``owner`` is the caller's id)."""
+    """A token tree in topological order: ``parents[i]`` is the index of token ``i``'s
+    parent (-1 for the first token, whose parent is the shared prefix); the first
+    ``trunk`` tokens form a chain. ``outputs`` lists what to score as ``(token index,
+    target token, owner)`` (``owner`` is the caller's id)."""
 
-    trunk: list[int]
-    branches: list[list[int]]
+    tokens: list[int]
+    parents: list[int]
     outputs: list[tuple[int, int, int]]
+    trunk: int
 
     def __len__(self) -> int:
-        return len(self.trunk) + sum(len(b) for b in self.branches)
+        return len(self.tokens)
 
-    def layout(self) -> tuple[list[int], list[int], list[int]]:
-        """Tokens, branch id (0 = trunk) and position offset of each packed token."""
-        tokens = list(self.trunk)
-        branch = [0] * len(self.trunk)
-        pos = list(range(len(self.trunk)))
-        for j, b in enumerate(self.branches, start=1):
-            tokens.extend(b)
-            branch.extend([j] * len(b))
-            pos.extend(range(len(self.trunk), len(self.trunk) + len(b)))
-        return tokens, branch, pos
+    def depths(self) -> list[int]:
+        out: list[int] = []
+        for p in self.parents:
+            out.append(out[p] + 1 if p >= 0 else 0)
+        return out
+
+    def branch_ancestors(self) -> list[list[int]]:
+        """For each token past the trunk: itself and its ancestors past the trunk (it
+        also sees the whole trunk)."""
+        out: list[list[int]] = []
+        for i in range(self.trunk, len(self.tokens)):
+            p = self.parents[i]
+            out.append((out[p - self.trunk] if p >= self.trunk else []) + [i])
+        return out
 
 
 def continuation_segment(context_tail: list[int], continuations: Sequence[tuple[list[int], int]]) -> Segment:
     """A segment scoring each ``(continuation tokens, owner)`` after ``context_tail``.
 
-    The output at the trunk's last token predicts every continuation's first token; a
-    branch feeds a continuation minus its last token, whose outputs predict the rest.
+    The output at the trunk's last token predicts every continuation's first token; the
+    node of a continuation's ``t``-th token predicts its ``t+1``-th. A continuation's last
+    token is never fed, so it adds no node.
     """
-    last = len(context_tail) - 1
-    branches, outputs = [], []
-    offset = len(context_tail)
+    tokens = list(context_tail)
+    parents = list(range(-1, len(tokens) - 1))
+    last = len(tokens) - 1
+    children: dict[tuple[int, int], int] = {}  # (parent node, token) -> node
+    outputs: list[tuple[int, int, int]] = []
     for cont, owner in continuations:
-        branches.append(list(cont[:-1]))
-        outputs.append((last, cont[0], owner))
-        outputs.extend((offset + t, cont[t + 1], owner) for t in range(len(cont) - 1))
-        offset += len(cont) - 1
-    return Segment(list(context_tail), branches, outputs)
+        node = last
+        outputs.append((node, cont[0], owner))
+        for t in range(len(cont) - 1):
+            key = (node, cont[t])
+            if key not in children:
+                children[key] = len(tokens)
+                tokens.append(cont[t])
+                parents.append(node)
+            node = children[key]
+            outputs.append((node, cont[t + 1], owner))
+    return Segment(tokens, parents, outputs, len(context_tail))
 
 
 def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
@@ -98,8 +115,12 @@ def build_batch(segments: Sequence[Segment], rows: Sequence[Sequence[int]], pref
     n_rows = len(rows)
     ids = torch.full((n_rows, width), pad_id, dtype=torch.long)
     pos = torch.zeros((n_rows, width), dtype=torch.long)
-    seg = torch.full((n_rows, width), -1, dtype=torch.long)  # -1 = padding
-    br = torch.zeros((n_rows, width), dtype=torch.long)
+    # Padding attends to itself only (no empty softmax row); real tokens to their ancestors.
+    allowed = torch.eye(width, dtype=torch.bool).repeat(n_rows, 1, 1)
+    real = torch.zeros((n_rows, width), dtype=torch.bool)
+    q_idx: list[int] = []
+    k_idx: list[int] = []
+    r_idx: list[int] = []
     out_rows: list[int] = []
     out_cols: list[int] = []
     targets: list[int] = []
@@ -107,30 +128,28 @@ def build_batch(segments: Sequence[Segment], rows: Sequence[Sequence[int]], pref
     n_tokens = 0
     for r, row in enumerate(rows):
         col = width - sum(len(segments[s]) for s in row)
-        for k, s in enumerate(row):
-            tokens, branch, offs = segments[s].layout()
-            n = len(tokens)
-            ids[r, col : col + n] = torch.tensor(tokens, dtype=torch.long)
-            pos[r, col : col + n] = torch.tensor(offs, dtype=torch.long) + prefix_len
-            seg[r, col : col + n] = k
-            br[r, col : col + n] = torch.tensor(branch, dtype=torch.long)
-            for p, tgt, owner in segments[s].outputs:
+        for s in row:
+            seg = segments[s]
+            n = len(seg)
+            ids[r, col : col + n] = torch.tensor(seg.tokens, dtype=torch.long)
+            pos[r, col : col + n] = torch.tensor(seg.depths(), dtype=torch.long) + prefix_len
+            real[r, col : col + n] = True
+            t = seg.trunk
+            allowed[r, col : col + t, col : col + t] = torch.ones((t, t), dtype=torch.bool).tril()
+            allowed[r, col + t : col + n, col : col + t] = True
+            for i, anc in enumerate(seg.branch_ancestors(), start=t):
+                q_idx.extend([col + i] * len(anc))
+                k_idx.extend(col + a for a in anc)
+            r_idx.extend([r] * (len(q_idx) - len(r_idx)))
+            for node, tgt, owner in seg.outputs:
                 out_rows.append(r)
-                out_cols.append(col + p)
+                out_cols.append(col + node)
                 targets.append(tgt)
                 owners.append(owner)
             col += n
             n_tokens += n
-    q = torch.arange(width)
-    real = seg >= 0
-    # Within a row: same segment, not in the future, and trunk or the query's own branch.
-    allowed = (
-        (seg[:, :, None] == seg[:, None, :])
-        & real[:, :, None]
-        & (q[None, None, :] <= q[None, :, None])
-        & ((br[:, None, :] == 0) | (br[:, None, :] == br[:, :, None]))
-    )
-    allowed |= torch.eye(width, dtype=torch.bool)[None]  # padding attends to itself: no empty softmax row
+    if q_idx:
+        allowed[torch.tensor(r_idx), torch.tensor(q_idx), torch.tensor(k_idx)] = True
     if prefix_len:
         allowed = torch.cat([real[:, :, None].expand(n_rows, width, prefix_len), allowed], dim=-1)
     mask = torch.zeros(allowed.shape, dtype=dtype)

@@ -8,6 +8,7 @@ batch), since a cache object is extended in place by the model.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,80 @@ class PrefixCache:
         data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self.layers]
         return DynamicCache(ddp_cache_data=data, config=config)
 
+    def for_decoding(self, config: Any, batch: int, capacity: int) -> Any:
+        """A cache for ``batch`` rows that will grow to ``capacity`` tokens, written in place.
+
+        ``DynamicCache`` appends by concatenation, copying every row's whole cache at each
+        decoding step; with a long few-shot prefix that copy costs as much as the step.
+        """
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=config)
+        cache.layers = [preallocated_layer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), capacity)
+                        for k, v in self.layers]
+        return cache
+
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+
+
+@functools.lru_cache(maxsize=None)
+def _preallocated_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class _Layer(DynamicLayer):
+        """A cache layer over buffers of fixed capacity: appending writes in place, and
+        ``keys``/``values`` are views of the filled part."""
+
+        def __init__(self, keys: Any, values: Any, capacity: int) -> None:
+            super().__init__()
+            b, h, n, _ = keys.shape
+            self._k = keys.new_empty((b, h, max(capacity, n), keys.shape[-1]))
+            self._v = values.new_empty((b, h, max(capacity, n), values.shape[-1]))
+            self._k[:, :, :n] = keys
+            self._v[:, :, :n] = values
+            self._n = n
+            self.device = keys.device
+            self.is_initialized = True
+            self._views()
+
+        def _views(self) -> None:
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            n = key_states.shape[-2]
+            if self._n + n > self._k.shape[2]:  # past the planned capacity: grow (not expected)
+                import torch
+
+                self._k = torch.cat([self._k, torch.empty_like(self._k)], dim=2)
+                self._v = torch.cat([self._v, torch.empty_like(self._v)], dim=2)
+                return self.update(key_states, value_states)
+            self._k[:, :, self._n : self._n + n] = key_states
+            self._v[:, :, self._n : self._n + n] = value_states
+            self._n += n
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._n
+
+        def batch_select_indices(self, indices: Any) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._views()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove > 0:
+                raise ValueError("crop takes a negative number of tokens to remove")
+            self._n -= abs(tokens_to_remove)
+            self._views()
+
+    return _Layer
+
+
+def preallocated_layer(keys: Any, values: Any, capacity: int) -> Any:
+    """A transformers cache layer of fixed capacity (see ``PrefixCache.for_decoding``); its
+    class subclasses transformers' ``DynamicLayer``, so it is built on first use."""
+    return _preallocated_layer_class()(keys, values, capacity)
 
 
 def cache_layers(cache: Any) -> list[tuple[Any, Any]]:

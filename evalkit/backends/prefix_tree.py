@@ -3,9 +3,9 @@
 Contexts are sorted as token sequences; neighbours' longest common prefixes then describe
 the trie (a node is a run of contexts whose shortest pairwise common prefix is longer
 than their parent's). A node becomes a *shared prefix* (its key/value cache computed once
-and reused by everything below it) only when it adds at least ``min_tokens`` tokens to
-its nearest shared ancestor; shorter nodes are folded into that ancestor, whose contexts
-then recompute those few tokens themselves.
+and reused by everything below it) only when that saves at least ``min_saved`` token
+computations: ``(contexts below - 1) x (tokens it adds to its nearest shared ancestor)``.
+Other nodes are folded into that ancestor, whose contexts then recompute those tokens.
 
 The trie is built over each context minus its last token, so every context keeps at
 least one token of its own below its prefix: the model's output at a context's last
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-#: A prefix is shared (computed once, its cache reused) when it adds at least this many
-#: tokens to its nearest shared ancestor: below that, one more forward call costs more
-#: than recomputing the tokens.
-MIN_SHARED_TOKENS = 8
+#: A prefix is shared (computed once, its cache reused) when sharing it saves at least
+#: this many token computations: below that, one more forward pass and batches split by
+#: prefix cost more than recomputing the tokens.
+MIN_SAVED_TOKENS = 256
 
 
 @dataclass
@@ -64,7 +64,7 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return lo
 
 
-def build_prefix_tree(contexts: Sequence[Sequence[int]], min_tokens: int) -> PrefixNode:
+def build_prefix_tree(contexts: Sequence[Sequence[int]], min_saved: int) -> PrefixNode:
     """The trie of ``contexts`` (token lists, each at least one token long).
 
     Returns the root (``length`` 0, nothing shared); every context index appears in the
@@ -84,7 +84,7 @@ def build_prefix_tree(contexts: Sequence[Sequence[int]], min_tokens: int) -> Pre
             shared.items.append(order[lo])
             continue
         m = min(lcp[lo : hi - 1])
-        if m - shared.length >= min_tokens:
+        if m > shared.length and (hi - lo - 1) * (m - shared.length) >= min_saved:
             node = PrefixNode(m, order[lo], parent=shared)
             shared.children.append(node)
             shared = node

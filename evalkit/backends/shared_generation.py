@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from evalkit.backends.batching import plan_batches
 from evalkit.backends.prefix_cache import PrefixCache, walk_prefixes
-from evalkit.backends.prefix_tree import MIN_SHARED_TOKENS, build_prefix_tree
+from evalkit.backends.prefix_tree import MIN_SAVED_TOKENS, build_prefix_tree
 
 if TYPE_CHECKING:
     from evalkit.backends.hf import HFBackend
@@ -43,7 +43,7 @@ def shared_batches(backend: "HFBackend", contexts: Sequence[list[int]],
     budget = backend.max_batch_tokens * (DECODE_ROWS_FACTOR if backend.device.type == "cpu" else 1)
     # One trie entry per row, so the n samples of one prompt share all of it but its last token.
     ctx = [contexts[j] for j in rows]
-    tree = build_prefix_tree(ctx, MIN_SHARED_TOKENS)
+    tree = build_prefix_tree(ctx, MIN_SAVED_TOKENS)
     for node, prefix in walk_prefixes(backend, tree, ctx):
         if not node.items:
             continue

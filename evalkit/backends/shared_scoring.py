@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from evalkit.backends.batching import plan_batches, run_batches
 from evalkit.backends.packing import Segment, build_batch, continuation_segment, pack_rows
 from evalkit.backends.prefix_cache import PrefixCache, head_on, walk_prefixes
-from evalkit.backends.prefix_tree import MIN_SHARED_TOKENS, PrefixNode, build_prefix_tree
+from evalkit.backends.prefix_tree import MIN_SAVED_TOKENS, PrefixNode, build_prefix_tree
 from evalkit.backends.requests import LoglikelihoodResult
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def score_shared(backend: "HFBackend", pairs: Sequence[tuple[list[int], list[int
     if not contexts:
         return
     ctx_list = list(contexts)
-    tree = build_prefix_tree(ctx_list, MIN_SHARED_TOKENS)
+    tree = build_prefix_tree(ctx_list, MIN_SAVED_TOKENS)
     for node, prefix in walk_prefixes(backend, tree, ctx_list):
         yield from _score_node(backend, node, prefix, ctx_list, contexts)
 
@@ -99,16 +99,21 @@ def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | No
             kwargs["use_cache"] = True
         else:
             kwargs["use_cache"] = False
-        with torch.inference_mode(), head_on(model, batch.out_rows, batch.out_cols):
+        # Several outputs read the same position (a context's last token predicts every
+        # continuation's first token): run the output layer once per position.
+        width = batch.input_ids.shape[1]
+        uniq, inverse = torch.unique(batch.out_rows * width + batch.out_cols, return_inverse=True)
+        with torch.inference_mode(), head_on(model, uniq // width, uniq % width):
             logits = model(batch.input_ids, **kwargs).logits
-        if logits.shape[:2] != (1, len(batch.owners)):
+        if logits.shape[:2] != (1, len(uniq)):
             raise RuntimeError(f"{type(model).__name__}: the output layer was not called on the selected "
                                "positions; set model.prefix_sharing=false")
         backend.stats.forward_calls += 1
         backend.stats.forward_tokens += batch.n_tokens
-        logprobs = torch.log_softmax(logits[0].float(), dim=-1)
-        tok_lp = logprobs.gather(-1, batch.targets[:, None]).squeeze(-1)
-        hit = logprobs.argmax(-1) == batch.targets
+        logits = logits[0].float()
+        # log p(target) = logit - logsumexp, without materialising the whole log-softmax.
+        tok_lp = logits[inverse, batch.targets] - torch.logsumexp(logits, dim=-1)[inverse]
+        hit = logits.argmax(dim=-1)[inverse] == batch.targets
         ids = torch.tensor(batch.owners, device=tok_lp.device)
         n_own = len(owners)
         total = torch.zeros(n_own, dtype=tok_lp.dtype, device=tok_lp.device).index_add_(0, ids, tok_lp)

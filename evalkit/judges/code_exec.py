@@ -44,21 +44,28 @@ def preflight(args: dict[str, Any], run_cfg: dict[str, Any]) -> None:
     choose(settings)  # probes the isolation now, so a broken sandbox fails before generation
 
 
+def programs(records: list[Record], template: str) -> list[str]:
+    """Every sample's program, record by record and sample by sample: the task's program
+    template rendered over the record's document plus ``completion`` (one output)."""
+    out: list[str] = []
+    for r in records:
+        for text in r["outputs"]:
+            try:
+                out.append(render(template, {**r["doc"], "completion": text}))
+            except TemplateError as e:
+                raise ConfigError(f"judge code_exec: program template on item {r['id']}: {e}") from None
+    return out
+
+
 @judge("code_exec", preflight=preflight)
 def code_exec(records: list[Record], args: dict[str, Any], run_cfg: dict[str, Any]) -> dict[str, Any]:
     """Execute every sample's program; write ``record["executions"]``; return sandbox facts and throughput."""
     preflight(args, run_cfg)
     settings = _settings(run_cfg)
     iso = choose(settings)
-    programs: list[str] = []
-    for r in records:
-        for text in r["outputs"]:
-            try:
-                programs.append(render(args["program"], {**r["doc"], "completion": text}))
-            except TemplateError as e:
-                raise ConfigError(f"judge code_exec: program template on item {r['id']}: {e}") from None
-    results, stats = run_programs(programs, settings, iso, progress=bool(run_cfg.get("progress", True)))
-    it = iter(zip(programs, results))
+    progs = programs(records, args["program"])
+    results, stats = run_programs(progs, settings, iso, progress=bool(run_cfg.get("progress", True)))
+    it = iter(zip(progs, results))
     for r in records:
         r["executions"] = [{"program": prog, **ex.to_dict()} for prog, ex in (next(it) for _ in r["outputs"])]
     log.info("code_exec: %d programs (%d unique) in %.1f s, %.1f programs/s on %d workers, isolation %s: %s",

@@ -5,17 +5,22 @@ compute it: with n samples of a problem of which c pass, pass@k = 1 - C(n-c, k) 
 the probability that at least one of k samples drawn without replacement passes. The
 per-problem values are the per-sample scores (paired comparison between runs works item
 by item) and the task value is their mean, with the standard error of that mean over
-problems. With greedy decoding (n = 1) pass@1 is the share of problems solved.
+problems. With greedy decoding (n = 1) pass@1 is the share of problems solved. pass@k
+is reported only where it is defined: problems with fewer than k samples get no value,
+and when none has k (pass@10 with greedy n = 1) the metric is left out of the results.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from evalkit.errors import ConfigError
 from evalkit.metrics.registry import MetricResult, Record, from_per_sample, metric
+
+log = logging.getLogger("evalkit")
 
 
 def estimate_pass_at_k(n: int, c: int, k: int) -> float:
@@ -29,11 +34,11 @@ def estimate_pass_at_k(n: int, c: int, k: int) -> float:
 
 
 @metric("pass_at_k")
-def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro", **_: Any) -> MetricResult:
+def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro", **_: Any) -> MetricResult | None:
     """Mean unbiased pass@k over problems, from ``record["executions"]`` (judge ``code_exec``).
 
     Problems with fewer than ``k`` samples get no value; when none has ``k`` (e.g. pass@10
-    with greedy n = 1) the result is NaN with a note in ``extra``.
+    with greedy n = 1) there is nothing to report: None, and the results have no such row.
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"metric pass_at_k: k must be a positive integer (got {k!r})")
@@ -44,7 +49,8 @@ def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro", **_: 
             raise ConfigError("metric pass_at_k needs executed programs: give the task judge: {name: code_exec, ...}")
         n, c = len(runs), sum(1 for e in runs if e["outcome"] == "passed")
         values.append(estimate_pass_at_k(n, c, k) if n >= k else None)
-    res = from_per_sample(records, values, aggregate)
-    if res.n == 0 and records:
-        res.extra["note"] = f"pass@{k} needs at least {k} samples per problem (generation.n >= {k})"
-    return res
+    if records and all(v is None for v in values):
+        log.info("pass@%d not reported: it needs at least %d samples per problem (generation.n >= %d with a "
+                 "temperature)", k, k, k)
+        return None
+    return from_per_sample(records, values, aggregate)

@@ -85,7 +85,10 @@ def from_per_sample(records: Sequence[Record], values: list[float | None], aggre
 
 
 def compute_metrics(records: list[Record], metric_specs: list[dict[str, Any]], aggregate: str = "micro") -> dict[str, MetricResult]:
-    """Run each configured metric over ``records``; write per-sample scores into them."""
+    """Run each configured metric over ``records``; write per-sample scores into them.
+
+    A metric that returns None does not apply to these records and is left out.
+    """
     out: dict[str, MetricResult] = {}
     for spec in metric_specs:
         spec = dict(spec)
@@ -95,6 +98,8 @@ def compute_metrics(records: list[Record], metric_specs: list[dict[str, Any]], a
             raise ConfigError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}")
         # A metric may set its own ``aggregate`` (e.g. a macro average beside the micro row).
         res = METRICS[name].fn(records, **{"aggregate": aggregate, **spec})
+        if res is None:  # not applicable to these records (pass@10 with fewer than 10 samples): no row at all
+            continue
         if res.per_sample is not None:
             for r, v in zip(records, res.per_sample):
                 r.setdefault("scores", {})[key] = v

@@ -106,9 +106,11 @@ class Cgroup:
         return [str(d / "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
     def events(self) -> dict[str, int]:
-        """Limit hits so far: ``oom_kill`` (memory) and ``pids_max`` (refused forks)."""
+        """Limit hits so far: ``oom_kill``, processes the kernel killed for memory. (Forks
+        refused by ``pids.max`` need no count: RLIMIT_NPROC, a few lower, refuses first and
+        the program's own BlockingIOError says so.)"""
         mem = self.dirs["memory"] / ("memory.oom_control" if self.root.version == 1 else "memory.events")
-        return {"oom_kill": _field(mem, "oom_kill"), "pids_max": _field(self.dirs["pids"] / "pids.events", "max")}
+        return {"oom_kill": _field(mem, "oom_kill")}
 
     def kill_all(self, rounds: int = 50) -> None:
         """SIGKILL every process in the group until it is empty (a forking tree needs rounds)."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError
+from evalkit.paths import ROOT
 from evalkit.sandbox import cgroups
 from evalkit.sandbox.settings import Limits, SandboxSettings
 
@@ -135,9 +136,15 @@ class Isolation:
                else "the invoking user" + (" in a user namespace" if self.name == "bwrap" else ""))
         namespaces = {"bwrap": "mount, pid, network (loopback only), ipc, uts",
                       "unshare": "mount, pid, network (no interface up), ipc, uts"}.get(self.name, "none")
-        fs = ("read-only " + ", ".join(self.ro_paths) + "; private tmpfs /tmp and /work "
-              f"({settings.limits.disk_mb} MB each); no home, project or data folders") if self.name != "rlimits" else \
-            "the host's (fresh working folder only)"
+        if self.name == "rlimits":
+            fs = "the host's (fresh working folder only)"
+        else:
+            # The interpreter may live under the home or the project (pyenv, a venv): say so.
+            private = [str(Path.home()), str(ROOT)]
+            exposed = [p for p in self.ro_paths if any(_inside(p, d) for d in private)]
+            fs = ("read-only " + ", ".join(self.ro_paths) + f"; private tmpfs /tmp and /work ({settings.limits.disk_mb} "
+                  "MB each); no home, project or data folders" +
+                  (f" (except the interpreter's own, read-only: {', '.join(exposed)})" if exposed else ""))
         return {
             "mechanism": self.name,
             "bwrap_version": self.bwrap_version,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from evalkit.sandbox.isolation import Isolation
 
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "killed_for_limit")
-SETUP_FAILED = 125  # exit status of the bootstrap or the cgroup wrapper when the sandbox itself fails
+# How the sandbox itself (bwrap, unshare, the cgroup wrapper, the bootstrap) says it failed.
 _SETUP_PREFIXES = ("bwrap: ", "unshare: ", "evalkit sandbox: ")
 # Joins the program's cgroup(s) by pid, then execs the sandbox: children inherit the group.
 _JOIN = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || '
@@ -64,6 +64,8 @@ def run_program(source: str, iso: Isolation, limits: Limits, uid: int | None = N
     As root the program runs as ``uid``, which the caller must hold (``uids.lease``); with
     ``uid`` None one is leased from ``uid_base`` up for this program alone.
     """
+    if iso.as_root and uid == 0:
+        raise ValueError("run_program: sandboxed programs never run as root (uid 0); pass a leased uid or None")
     if iso.as_root and uid is None:
         with uids.lease(uid_base, 1) as (leased,):
             return run_program(source, iso, limits, leased, uid_base, stderr_chars)

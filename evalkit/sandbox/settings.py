@@ -7,7 +7,7 @@ and what it accepts, before any model work.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import ConfigError
@@ -86,9 +86,6 @@ class SandboxSettings:
             stderr_chars=_positive("sandbox.stderr_chars", cfg.get("stderr_chars", 2000), int),
             limits=limits,
         )
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _cores() -> int:
