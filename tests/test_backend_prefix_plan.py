@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evalkit.backends.packing import build_batch, continuation_segment, pack_rows
+from evalkit.backends.packing import build_batch, context_segments, continuation_segment, pack_rows
 from evalkit.backends.prefix_tree import build_prefix_tree, common_prefix_len
 
 
@@ -130,3 +130,16 @@ def test_prefix_sharing_switch_is_validated(tmp_path):
     validate(run_config(tmp_path, "model.prefix_sharing=false"))
     with pytest.raises(ConfigError, match="model.prefix_sharing"):
         validate(run_config(tmp_path, "model.prefix_sharing=sometimes"))
+
+
+def test_many_continuations_of_one_context_are_split_into_bounded_segments():
+    # 3,000 sentences after one empty context (CrowS-Pairs) must not become one huge row.
+    conts = [([100 + i, 7, 8, 9, 10], i) for i in range(3000)]
+    segs = context_segments([1], conts, max_tokens=256)
+    assert all(len(s) <= 256 for s in segs) and len(segs) > 10
+    assert all(s.tokens[:1] == [1] and s.trunk == 1 for s in segs)  # each recomputes the context
+    owners = [o for s in segs for _, _, o in s.outputs]
+    assert sorted(set(owners)) == list(range(3000)) and len(owners) == 3000 * 5
+    # A single continuation longer than the bound still gets its own segment.
+    (long_seg,) = context_segments([1, 2], [(list(range(10, 400)), 0)], max_tokens=256)
+    assert len(long_seg) == 2 + 389

@@ -73,6 +73,30 @@ def continuation_segment(context_tail: list[int], continuations: Sequence[tuple[
     return Segment(tokens, parents, outputs, len(context_tail))
 
 
+def context_segments(context_tail: list[int], continuations: Sequence[tuple[list[int], int]],
+                     max_tokens: int) -> list[Segment]:
+    """``continuation_segment`` split so that no segment exceeds ``max_tokens`` (unless one
+    continuation alone does): each extra segment recomputes the context's tail.
+
+    Without the split, one context with thousands of continuations (CrowS-Pairs sentences
+    after an empty context) becomes one row tens of thousands of tokens wide, whose
+    attention mask alone takes gigabytes.
+    """
+    out: list[Segment] = []
+    chunk: list[tuple[list[int], int]] = []
+    size = len(context_tail)
+    for cont, owner in continuations:
+        grow = len(cont) - 1  # a continuation's last token adds no node
+        if chunk and size + grow > max_tokens:
+            out.append(continuation_segment(context_tail, chunk))
+            chunk, size = [], len(context_tail)
+        chunk.append((cont, owner))
+        size += grow
+    if chunk:
+        out.append(continuation_segment(context_tail, chunk))
+    return out
+
+
 def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
     """Group segment indices into rows of at most ``width`` tokens (longest first; a
     segment longer than ``width`` gets a row of its own)."""

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from evalkit.backends.batching import plan_batches, run_batches
-from evalkit.backends.packing import Segment, build_batch, continuation_segment, pack_rows
+from evalkit.backends.packing import Segment, build_batch, context_segments, pack_rows
 from evalkit.backends.prefix_cache import PrefixCache, head_on, walk_prefixes
 from evalkit.backends.prefix_tree import MIN_SAVED_TOKENS, PrefixNode, build_prefix_tree
 from evalkit.backends.requests import LoglikelihoodResult
@@ -83,7 +83,7 @@ def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | No
             conts.append((list(cont), len(owners)))
             owners.append(reqs)
             cont_len.append(len(cont))
-        segments.append(continuation_segment(list(ctx[p:]), conts))
+        segments.extend(context_segments(list(ctx[p:]), conts, ROW_TOKENS))
     rows = pack_rows([len(s) for s in segments], ROW_TOKENS)
     # Each row attends to the prefix too: budget rows by prefix + width.
     widths = [p + sum(len(segments[s]) for s in row) for row in rows]
