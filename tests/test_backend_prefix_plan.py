@@ -140,6 +140,9 @@ def test_many_continuations_of_one_context_are_split_into_bounded_segments():
     assert all(s.tokens[:1] == [1] and s.trunk == 1 for s in segs)  # each recomputes the context
     owners = [o for s in segs for _, _, o in s.outputs]
     assert sorted(set(owners)) == list(range(3000)) and len(owners) == 3000 * 5
+    # A long context keeps its few continuations together: it is computed once.
+    (one,) = context_segments(list(range(1000)), [([7, 8, 9], i) for i in range(4)], max_tokens=256)
+    assert len(one.outputs) == 12 and one.trunk == 1000
     # A single continuation longer than the bound still gets its own segment.
     (long_seg,) = context_segments([1, 2], [(list(range(10, 400)), 0)], max_tokens=256)
     assert len(long_seg) == 2 + 389

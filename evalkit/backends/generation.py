@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evalkit.backends.prefix_cache import decoding_cache
+
 if TYPE_CHECKING:
     from evalkit.backends.hf import HFBackend
     from evalkit.backends.prefix_cache import PrefixCache
@@ -66,9 +68,11 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
 
     p = prefix.length if prefix is not None else 0
     ids, attn, pos = backend._left_pad([s.context_ids[p:] for s in specs])
+    capacity = p + ids.shape[1] + max(s.max_new_tokens for s in specs)
     cache: Any = None
+    if backend.fast_path_fits(capacity):  # else sliding-window layers need transformers' own cache
+        cache = decoding_cache(model.config, capacity)
     if prefix is not None:
-        capacity = p + ids.shape[1] + max(s.max_new_tokens for s in specs)
         cache = prefix.for_decoding(model.config, n, capacity)
         attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
         pos = pos + p

@@ -75,19 +75,22 @@ def continuation_segment(context_tail: list[int], continuations: Sequence[tuple[
 
 def context_segments(context_tail: list[int], continuations: Sequence[tuple[list[int], int]],
                      max_tokens: int) -> list[Segment]:
-    """``continuation_segment`` split so that no segment exceeds ``max_tokens`` (unless one
-    continuation alone does): each extra segment recomputes the context's tail.
+    """``continuation_segment`` split so that no segment exceeds ``max_tokens`` or four
+    times the context's tail, whichever is larger (unless one continuation alone does);
+    each extra segment recomputes the tail, which the second bound keeps to at most a
+    quarter more work.
 
     Without the split, one context with thousands of continuations (CrowS-Pairs sentences
     after an empty context) becomes one row tens of thousands of tokens wide, whose
     attention mask alone takes gigabytes.
     """
+    limit = max(max_tokens, 4 * len(context_tail))
     out: list[Segment] = []
     chunk: list[tuple[list[int], int]] = []
     size = len(context_tail)
     for cont, owner in continuations:
         grow = len(cont) - 1  # a continuation's last token adds no node
-        if chunk and size + grow > max_tokens:
+        if chunk and size + grow > limit:
             out.append(continuation_segment(context_tail, chunk))
             chunk, size = [], len(context_tail)
         chunk.append((cont, owner))
