@@ -216,7 +216,9 @@ def _items(task: str, group: str, docs: list[Doc], samples: list[dict[str, Any]]
                 key = metric if "filter" not in s or s["filter"] == "none" else f"{metric},{s['filter']}"
                 item.scores[key] = float(s[metric])
         if "filter" in s and s["filter"] != "none":
-            item.scores[f"output,{s['filter']}"] = s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"]
+            out = s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"]
+            # lm-eval's regex filter answers "[invalid]" where evalkit's extraction answers None.
+            item.scores[f"output,{s['filter']}"] = None if out == "[invalid]" else out
     return [by_doc[i] for i in sorted(by_doc)]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -59,18 +58,12 @@ def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def _task_override(o: str) -> str:
-    # suite.tasks.<task>.<key>=v may add a key that the suite file does not list; Hydra
-    # would demand a "++" prefix for that, which nobody should have to know.
-    return "++" + o if re.match(r"^suite\.tasks\.[^=]+\.[^=]+=", o) else o
-
-
 def run_main(argv: list[str]) -> int:
-    flags, overrides = _split_args(argv)
-    overrides = [_task_override(o) for o in overrides]
-    if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
-        from evalkit.hydra_checks import check_overrides
+    from evalkit.hydra_checks import check_overrides, task_override
 
+    flags, overrides = _split_args(argv)
+    overrides = [task_override(o) for o in overrides]
+    if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
         check_overrides(overrides)
     import hydra
 

@@ -45,6 +45,12 @@ def check_overrides(overrides: list[str]) -> None:
     GlobalHydra.instance().clear()
 
 
+def task_override(o: str) -> str:
+    """``suite.tasks.<task>.<key>=v`` as Hydra takes it: it may add a key the suite file
+    does not list, for which Hydra demands a "++" prefix that nobody should have to know."""
+    return "++" + o if re.match(r"^suite\.tasks\.[^=]+\.[^=]+=", o) else o
+
+
 def compose_config(overrides: list[str] | None = None) -> dict:
     """The resolved run config for ``overrides``, as the ``evalkit`` command would build it
     (for tests, benchmarks and scripts that call ``evalkit.runner.run.run`` directly)."""
@@ -53,7 +59,7 @@ def compose_config(overrides: list[str] | None = None) -> dict:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = to_dict(_compose(list(overrides or [])))
+            cfg = to_dict(_compose([task_override(o) for o in overrides or []]))
     finally:
         GlobalHydra.instance().clear()
     cfg.pop("hydra", None)
