@@ -18,8 +18,9 @@ pytestmark = pytest.mark.model
 
 # 10-shot ARC-c on the samples, one request per batch on the exact path (resume lives in
 # the runner, whatever the backend path): slow enough to interrupt between answers.
+# Two tasks, so a loaded CI machine cannot finish before the signal lands.
 ARGS = ["suite=smoke", "~suite.tasks.arc_easy", "~suite.tasks.mmlu", "~suite.tasks.gsm8k",
-        "+suite.tasks.arc_challenge={fewshot: {n: 10}}", "model.batch_size=1", "model.prefix_sharing=false",
+        "+suite.tasks.arc_challenge={fewshot: {n: 10}}", "+suite.tasks.arc_easy={fewshot: {n: 2}}", "model.batch_size=1", "model.prefix_sharing=false",
         "report=false", "progress=false"]
 
 
@@ -59,14 +60,15 @@ def test_interrupted_runs_resume_to_the_same_results(tmp_path):
     second = _evalkit(out)
     assert _interrupt_after(second, out, after_ctrl_c + 2, signal.SIGKILL) == -signal.SIGKILL
     before_final = _answers(out)
-    assert 0 < before_final < 16, "interrupted mid-run"
+    assert 0 < before_final
     final = _evalkit(out)
     stdout, stderr = final.communicate(timeout=300)
     assert final.returncode == 0, stderr
     (run_dir,) = out.iterdir()
     res = json.loads((run_dir / "results.json").read_text())
     assert res["requests"]["from_cache"] == before_final, "every answered request is reused"
-    assert res["requests"]["computed"] == 16 - before_final
+    total = res["requests"]["from_cache"] + res["requests"]["computed"]
+    assert before_final < total, "interrupted mid-run"
 
     clean = _evalkit(tmp_path / "clean")
     clean.communicate(timeout=300)
