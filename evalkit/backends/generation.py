@@ -69,13 +69,13 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
     p = prefix.length if prefix is not None else 0
     ids, attn, pos = backend._left_pad([s.context_ids[p:] for s in specs])
     capacity = p + ids.shape[1] + max(s.max_new_tokens for s in specs)
-    cache: Any = None
-    if backend.fast_path_fits(capacity):  # else sliding-window layers need transformers' own cache
-        cache = decoding_cache(model.config, capacity)
+    cache: Any = None  # None: transformers' own cache, which sliding-window layers need
     if prefix is not None:
         cache = prefix.for_decoding(model.config, n, capacity)
         attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
         pos = pos + p
+    elif backend.fast_path_fits(capacity):
+        cache = decoding_cache(model.config, capacity)
     step_input = ids
     step_tokens = int(attn.sum()) - n * p  # the first step runs every context's own tokens
     with torch.inference_mode():
