@@ -109,6 +109,15 @@ def test_correct_and_incorrect_solutions(settings):
     assert 'File "prog.py"' in results[1].stderr and "_boot" not in results[1].stderr and "<string>" not in results[1].stderr
 
 
+def test_an_error_quoting_a_very_long_line_is_still_a_failure(settings):
+    # A looping model writes one 3,000-character name; its traceback quotes it three times,
+    # which pushes the "Traceback" header out of the record's 2,000-character tail.
+    name = "sum_product" + "_empty" * 500
+    (result,), _ = run_programs([f"def add(a, b):\n    return {name}\n" + TESTS], settings)
+    assert (result.outcome, result.detail) == ("failed", "NameError")
+    assert len(result.stderr) <= 2000 and result.stderr.rstrip().endswith("is not defined")
+
+
 def test_program_environment_is_scrubbed(settings, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2")
     monkeypatch.setenv("HF_TOKEN", "hf_secret")

@@ -95,9 +95,11 @@ def run_program(source: str, iso: Isolation, limits: Limits, uid: int | None = N
             # Python ignores SIGXFSZ: a program that fills stderr up to the size limit dies of a
             # failed write (often exit status 120, without a traceback). The size tells.
             events["stderr_full"] = int(err.seek(0, os.SEEK_END) >= limits.file_size_mb << 20)
-            stderr = _tail(err, stderr_chars)
+            # Classified on a longer tail than the record keeps: a traceback quoting a
+            # 2,000-character line would otherwise lose its "Traceback" header.
+            stderr = _tail(err, _CLASSIFY_CHARS)
         outcome, detail = classify(proc.returncode, timed_out, stderr, events, iso.name, limits)
-        return Execution(outcome, detail, stderr, seconds, proc.returncode)
+        return Execution(outcome, detail, stderr[-stderr_chars:], seconds, proc.returncode)
     finally:
         if group is not None:
             group.remove()
@@ -192,6 +194,9 @@ def _signame(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return str(sig)
+
+
+_CLASSIFY_CHARS = 65536
 
 
 def _tail(f, chars: int) -> str:
