@@ -100,11 +100,12 @@ def test_judge_runs_every_sample_and_records_program_outcome_stderr(samples_dir)
 
 # -- task specs -----------------------------------------------------------------------------
 
-def test_humaneval_prompt_is_the_raw_problem(samples_dir):
+def test_humaneval_prompt_is_the_problem_without_trailing_whitespace(samples_dir):
     spec = load_task("humaneval")
     samples, _ = build_samples(spec, samples_dir)
     assert [s.id for s in samples] == [f"HumanEval/{i}" for i in range(4)]
-    assert samples[0].prompt.as_text() == samples[0].doc["prompt"]
+    assert samples[0].doc["prompt"].endswith('"""\n')
+    assert samples[0].prompt.as_text() == samples[0].doc["prompt"][:-1]  # ends at the docstring's quotes
     assert spec.generation["until"] == ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
     assert spec.primary == "pass@1" and spec.card["row"] == "HumanEval"
 
