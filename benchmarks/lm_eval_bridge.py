@@ -61,6 +61,8 @@ CONVERTERS.update({
                        "label": int(d["gold"])},
     "boolq": lambda d: {"idx": d["id"], "passage": d["passage"], "question": d["question"], "label": int(d["gold"])},
     "winogrande": _winogrande_row,
+    "siqa": lambda d: {"context": d["context"], "question": d["question"],
+                       **{f"answer{k}": c for k, c in zip("ABC", d["choices"])}, "label": str(int(d["gold"]) + 1)},
 })
 
 # evalkit task (and group) -> lm-eval task name
@@ -73,6 +75,7 @@ LM_EVAL_TASK: dict[str, Callable[[str], str]] = {
     "piqa": lambda g: "piqa",
     "boolq": lambda g: "boolq",
     "winogrande": lambda g: "winogrande",
+    "siqa": lambda g: "social_iqa",
 }
 
 

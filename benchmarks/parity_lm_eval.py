@@ -37,8 +37,8 @@ from evalkit.files import read_jsonl  # noqa: E402
 from evalkit.hydra_checks import compose_config  # noqa: E402
 from evalkit.runner.run import run  # noqa: E402
 
-TASKS = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "piqa", "boolq", "winogrande", "gsm8k"]
-DEFAULT_LIMITS = {"arc_easy": 200, "arc_challenge": 100, "hellaswag": 100, "mmlu": 2, "piqa": 200, "boolq": 200,
+TASKS = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "piqa", "siqa", "boolq", "winogrande", "gsm8k"]
+DEFAULT_LIMITS = {"arc_easy": 200, "arc_challenge": 100, "hellaswag": 100, "mmlu": 2, "piqa": 200, "siqa": 200, "boolq": 200,
                   "winogrande": 300, "gsm8k": 30}
 
 
