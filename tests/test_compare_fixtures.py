@@ -85,3 +85,20 @@ def test_fixture_run_folders_read_back_with_the_real_loader(tmp_path):
     assert len(load_samples(a, "arc_easy")) == 6
     # Runs of one model are labelled by the setting that differs between them.
     assert column_labels(res) == ["chat_template=false", "chat_template=true"]
+
+
+def test_runs_of_different_suites_are_labelled_by_suite_not_by_every_override(tmp_path):
+    def run(name: str, suite: dict) -> dict:
+        folder = make_run(tmp_path, name, {"arc_easy": {"records": [mc_record(i, 1) for i in range(4)]}})
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        (folder / "config.yaml").write_text(yaml.safe_dump({**cfg, "suite": suite}))
+        return load_results(folder)
+
+    overrides = {f"task{i}": {"limit": 100 + i} for i in range(20)}
+    pt = run("pt", {"name": "card_pt", "tasks": overrides})
+    code = run("code", {"name": "card_code", "tasks": {"humaneval": {}}})
+    assert column_labels([pt, code]) == ["suite=card_pt", "suite=card_code"]
+    # Same suite, many differing overrides: shown, but a header stays a header.
+    other = run("pt2", {"name": "card_pt", "tasks": {k: {"limit": 1} for k in overrides}})
+    labels = column_labels([pt, other])
+    assert all(len(label) <= 80 for label in labels) and labels[0].startswith("task0.limit=100, ") and labels[0].endswith("…")

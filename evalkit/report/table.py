@@ -84,13 +84,21 @@ def config_differences(results: list[dict[str, Any]]) -> list[str]:
     flat = [_flatten(_run_config(r)) for r in results]
     keys = sorted({k for f in flat for k in f if k.split(".")[0] not in _NON_IDENTITY})
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    if "suite.name" in varying:  # different suites: the name says it, not every per-task override
+        varying = [k for k in varying if not k.startswith("suite.") or k == "suite.name"]
     short = {k: k.rsplit(".", 1)[-1] for k in varying}
     if len(set(short.values())) < len(short):
-        short = {k: k for k in varying}
+        short = {k: k.removeprefix("suite.tasks.") for k in varying}
+    if "suite.name" in short:
+        short["suite.name"] = "suite"
     out = []
     for f in flat:
-        out.append(", ".join(f"{short[k]}={_short_value(f.get(k))}" for k in varying))
+        text = ", ".join(f"{short[k]}={_short_value(f.get(k))}" for k in varying)
+        out.append(text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "…")
     return out
+
+
+_MAX_LABEL = 80  # a column header; the run table below the card lists each run's settings
 
 
 _NON_IDENTITY = ("output_dir", "run_name", "report", "progress")
