@@ -115,6 +115,19 @@ def test_a_single_run_report_has_no_deltas_or_plots(tmp_path):
     assert len(_parse(html)["ARC-e"]) == 3 + 1 + 2  # label, metric, arrow, one run, two card values
 
 
+def test_runs_with_no_task_in_common_fill_one_card_without_deltas_or_plots(tmp_path):
+    # e.g. card_pt and card_code of one checkpoint: nothing to compare, nothing to plot.
+    a = make_run(tmp_path, "pt", {"arc_easy": {"records": [mc_record(i, 1) for i in range(20)]}})
+    b = make_run(tmp_path, "code", {"mmlu": {"records": [mc_record(i, i % 2, group="anatomy") for i in range(20)]}},
+                 {"chat_template": True})
+    html = write_report([a, b], tmp_path / "card.html").read_text()
+    assert "<svg" not in html and "Δ #" not in html and "Across runs" not in html
+    rows = _parse(html)
+    arc, mmlu = [t for _, t in rows["ARC-e"]], [t for _, t in rows["MMLU"]]
+    assert arc[3].startswith("100.00 ± ") and arc[4] == "—"  # one column per run, each filling its rows
+    assert mmlu[3] == "—" and mmlu[4].startswith("50.00 ± ")
+
+
 def test_report_command_over_several_runs(tmp_path, capsys):
     a, b = two_runs(tmp_path)
     out = tmp_path / "r.html"

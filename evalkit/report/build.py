@@ -50,6 +50,8 @@ def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: 
         from evalkit.compare.gate import no_gate
 
         comparisons = compare_all(results, gate or no_gate())
+        if not any(c.rows for c in comparisons):
+            comparisons = []  # runs with no task in common (e.g. card_pt + card_code): nothing to compare
     comps = comparisons or []
     gate = comps[0].gate if comps else gate
     return _ENV.get_template("card.html.j2").render(

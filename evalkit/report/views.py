@@ -53,7 +53,7 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
         ci = None if ci is None or (isinstance(ci, float) and math.isnan(ci)) else float(ci)
         cells.append({"text": format_cell(v, ci), "title": f"n = {n}; ± is the 95% interval half-width"})
         state = "same"
-        if i > 0:
+        if i > 0 and i - 1 in by_key:
             d = by_key[i - 1].get((table, row, label))
             state = _state(d, comps[i - 1].gate.alpha) if d else "same"
         points.append(Point(str(i + 1), float(v), ci, state,
@@ -61,7 +61,8 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
     deltas = [_delta_view(by_key[c_i].get((table, row, label)), c.gate.alpha) for c_i, c in enumerate(comps)]
     refs = [f"{v:.2f}" for v in (ref or {}).get("values", [])]
     refs += [""] * (len(reference_columns(table)) - len(refs))
-    svg = series_svg(f"{row} ({label})" if label else row, points, (ref or {}).get("values", [None])[0]) if len(labels) > 1 else ""
+    measured = sum(p.value is not None for p in points)  # a one-point series is not a trend
+    svg = series_svg(f"{row} ({label})" if label else row, points, (ref or {}).get("values", [None])[0]) if measured > 1 else ""
     return {"row": row, "label": label, "arrow": arrow(hib), "better": "higher" if hib else "lower",
             "cells": cells, "deltas": deltas, "refs": refs, "svg": svg}
 
