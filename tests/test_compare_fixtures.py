@@ -97,6 +97,8 @@ def test_runs_of_different_suites_are_labelled_by_suite_not_by_every_override(tm
     overrides = {f"task{i}": {"limit": 100 + i} for i in range(20)}
     pt = run("pt", {"name": "card_pt", "tasks": overrides})
     code = run("code", {"name": "card_code", "tasks": {"humaneval": {}}})
+    cfg = yaml.safe_load((Path(code["run_dir"]) / "config.yaml").read_text())
+    (Path(code["run_dir"]) / "config.yaml").write_text(yaml.safe_dump({**cfg, "sandbox": {"allow_code_execution": True}}))
     assert column_labels([pt, code]) == ["suite=card_pt", "suite=card_code"]
     # Same suite, many differing overrides: shown, but a header stays a header.
     other = run("pt2", {"name": "card_pt", "tasks": {k: {"limit": 1} for k in overrides}})
