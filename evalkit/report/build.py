@@ -54,9 +54,11 @@ def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: 
             comparisons = []  # runs with no task in common (e.g. card_pt + card_code): nothing to compare
     comps = comparisons or []
     gate = comps[0].gate if comps else gate
+    tables = table_views(results, labels, comps)
     return _ENV.get_template("card.html.j2").render(
         labels=labels,
-        tables=table_views(results, labels, comps),
+        tables=tables,
+        plots=[row["svg"] for t in tables for row in t["rows"] if row["svg"]],
         comparisons=comps,
         drilldowns=drilldowns(comps),
         runs=run_views(results, labels, _examples),

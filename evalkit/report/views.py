@@ -53,7 +53,7 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
         ci = None if ci is None or (isinstance(ci, float) and math.isnan(ci)) else float(ci)
         cells.append({"text": format_cell(v, ci), "title": f"n = {n}; ± is the 95% interval half-width"})
         state = "same"
-        if i > 0 and i - 1 in by_key:
+        if i > 0 and comps:
             d = by_key[i - 1].get((table, row, label))
             state = _state(d, comps[i - 1].gate.alpha) if d else "same"
         points.append(Point(str(i + 1), float(v), ci, state,
