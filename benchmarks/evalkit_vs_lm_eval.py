@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lm_eval_bridge import CONVERTERS, agreement, run_lm_eval  # noqa: E402
 
-from evalkit.backends.hf_loading import embedded_model_dir  # noqa: E402
+from evalkit.backends.hf.loading import embedded_model_dir  # noqa: E402
 from evalkit.config import data_root as resolve_root  # noqa: E402
 from evalkit.files import read_jsonl  # noqa: E402
 from evalkit.hydra_checks import compose_config  # noqa: E402

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evalkit_vs_lm_eval import lm_eval_groups  # noqa: E402
 from lm_eval_bridge import CONVERTERS, run_lm_eval  # noqa: E402
 
-from evalkit.backends.hf_loading import embedded_model_dir  # noqa: E402
+from evalkit.backends.hf.loading import embedded_model_dir  # noqa: E402
 from evalkit.files import read_jsonl  # noqa: E402
 from evalkit.hydra_checks import compose_config  # noqa: E402
 from evalkit.runner.run import run  # noqa: E402

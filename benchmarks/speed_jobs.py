@@ -161,8 +161,8 @@ def job_raw(job: dict[str, Any]) -> dict[str, Any]:
 
 def job_load(job: dict[str, Any]) -> dict[str, Any]:
     """Load the embedded model through evalkit (cold when ``EVALKIT_CACHE`` is empty)."""
-    from evalkit.backends.hf import HFBackend
-    from evalkit.backends.hf_loading import EMBEDDED_SMOLLM2
+    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.loading import EMBEDDED_SMOLLM2
 
     t0 = time.perf_counter()
     backend = HFBackend(EMBEDDED_SMOLLM2)

@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
 
-    from evalkit.backends.hf_loading import embedded_model_dir
+    from evalkit.backends.hf.loading import embedded_model_dir
 
     model_dir = str(embedded_model_dir())
     busy = os.getloadavg()[0] >= (os.cpu_count() or 1)

@@ -13,8 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from evalkit.backends.hf_loading import DTYPES
-from evalkit.backends.tokens import BOS_POLICIES
+from evalkit.backends.hf.loading import DTYPES
+from evalkit.backends.hf.tokens import BOS_POLICIES
 from evalkit.errors import ConfigError
 from evalkit.paths import SAMPLES_DIR
 from evalkit.tasks.spec import available_tasks, load_task

@@ -19,8 +19,8 @@ SHARED_DATA = Path(os.environ.get("EVALKIT_SHARED_DATA", ROOT.parent / "shared" 
 @pytest.fixture(scope="session")
 def backend():
     """The embedded SmolLM2-135M-Instruct through the HF backend (loaded once)."""
-    from evalkit.backends.hf import HFBackend
-    from evalkit.backends.hf_loading import EMBEDDED_SMOLLM2
+    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.loading import EMBEDDED_SMOLLM2
 
     return HFBackend(EMBEDDED_SMOLLM2, name="smollm2-135m-instruct")
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from evalkit.backends.packing import build_batch, context_segments, continuation_segment, pack_rows
-from evalkit.backends.prefix_tree import build_prefix_tree, common_prefix_len
+from evalkit.backends.hf.packing import build_batch, context_segments, continuation_segment, pack_rows
+from evalkit.backends.hf.prefix_tree import build_prefix_tree, common_prefix_len
 
 
 def _nodes(root):

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from evalkit.report.table import column_labels
-from evalkit.runner.rundir import load_results, load_samples
+from evalkit.rundir import load_results, load_samples
 
 CARD = {
     "arc_easy": {"table": "capability", "row": "ARC-e", "metric": "0-shot"},

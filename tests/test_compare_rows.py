@@ -9,7 +9,7 @@ import pytest
 from evalkit.compare.gate import no_gate
 from evalkit.compare.rows import compare_runs
 from evalkit.metrics.registry import METRICS, MetricResult, metric
-from evalkit.runner.rundir import load_results
+from evalkit.rundir import load_results
 from tests.test_compare_fixtures import gen_record, make_run, mc_record
 
 _RATIO = "test_stereotype_ratio"

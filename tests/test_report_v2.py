@@ -11,7 +11,7 @@ from evalkit.cli import main
 from evalkit.compare.gate import load_gate
 from evalkit.report.build import write_report
 from evalkit.report.table import card_frame
-from evalkit.runner.rundir import load_results
+from evalkit.rundir import load_results
 from tests.test_compare_fixtures import gen_record, make_run, mc_record
 
 XSS = "<script>alert(1)</script>"

@@ -1,6 +1,6 @@
 """Model backends: answer bulk requests; know nothing of tasks, metrics or reports."""
 
-from evalkit.backends.base import Backend, BackendStats
+from evalkit.backends.api import Backend, BackendStats
 from evalkit.backends.requests import (
     GenerateRequest,
     GenerateResult,

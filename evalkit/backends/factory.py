@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.backends.base import Backend
+from evalkit.backends.api import Backend
 from evalkit.errors import ConfigError
 
 BACKENDS = ("hf",)
@@ -17,6 +17,6 @@ def build_backend(model_cfg: dict[str, Any]) -> Backend:
     if kind not in BACKENDS:
         raise ConfigError(f"model.backend must be one of {', '.join(BACKENDS)} (got {kind!r})")
     kwargs = {k: v for k, v in model_cfg.items() if k not in RUNNER_KEYS}
-    from evalkit.backends.hf import HFBackend
+    from evalkit.backends.hf.backend import HFBackend
 
     return HFBackend(**kwargs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.runner.rundir import load_samples
+from evalkit.rundir import load_samples
 
 Record = dict[str, Any]
 

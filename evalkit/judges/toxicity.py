@@ -82,7 +82,7 @@ class ScoreCache:
 @judge("toxicity", preflight=_preflight)
 def toxicity(records: list[dict[str, Any]], args: dict[str, Any], run_cfg: dict[str, Any]) -> dict[str, Any]:
     """Write ``record["toxicity"]``: the scorer's probability for each of the record's outputs."""
-    from evalkit.runner.rundir import run_dir_for
+    from evalkit.rundir import run_dir_for
 
     field = args.get("field", "outputs")
     scorer = scorer_for(run_cfg)

@@ -28,7 +28,7 @@ from evalkit.metrics import compute_metrics
 from evalkit.runner.cache import RequestCache
 from evalkit.runner.prompting import ChatSettings, sample_requests
 from evalkit.runner.records import build_record
-from evalkit.runner.rundir import CACHE, CONFIG, RESULTS, SAMPLES, config_hash, run_dir_for
+from evalkit.rundir import CACHE, CONFIG, RESULTS, SAMPLES, config_hash, run_dir_for
 from evalkit.tasks import Sample, TaskSpec, build_samples, load_task
 from evalkit.tasks.data import fingerprint_docs
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evalkit.report.build import write_report
 from evalkit.report.table import card_frame
-from evalkit.runner.rundir import load_results
+from evalkit.rundir import load_results
 
 
 def report_main(argv: list[str]) -> int:

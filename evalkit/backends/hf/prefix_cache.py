@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends.prefix_tree import PrefixNode
+from evalkit.backends.hf.prefix_tree import PrefixNode
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf import HFBackend
+    from evalkit.backends.hf.backend import HFBackend
 
 
 @dataclass

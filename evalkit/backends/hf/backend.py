@@ -29,11 +29,11 @@ from typing import Any
 
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from evalkit.backends.base import Backend, BackendStats
-from evalkit.backends.batching import plan_batches, run_batches
-from evalkit.backends.generation import GenerationSpec, generate_batch
-from evalkit.backends.hf_loading import load_hf_model
-from evalkit.backends.prefix_cache import PrefixCache
+from evalkit.backends.api import Backend, BackendStats
+from evalkit.backends.hf.batching import plan_batches, run_batches
+from evalkit.backends.hf.generation import GenerationSpec, generate_batch
+from evalkit.backends.hf.loading import load_hf_model
+from evalkit.backends.hf.prefix_cache import PrefixCache
 from evalkit.backends.requests import (
     GenerateRequest,
     GenerateResult,
@@ -43,9 +43,9 @@ from evalkit.backends.requests import (
     RollingResult,
     request_key,
 )
-from evalkit.backends.shared_generation import shared_batches
-from evalkit.backends.shared_scoring import score_shared
-from evalkit.backends.tokens import Encoder
+from evalkit.backends.hf.shared_generation import shared_batches
+from evalkit.backends.hf.shared_scoring import score_shared
+from evalkit.backends.hf.tokens import Encoder
 
 log = logging.getLogger(__name__)
 

@@ -1,47 +1,16 @@
-"""The ``evalkit`` command.
-
-    evalkit [hydra overrides...]          run a suite (Hydra; --multirun works)
-    evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
-    evalkit tasks                         list the available tasks
-
-Config mistakes end with one line naming the key and the valid choices, no traceback.
-"""
+"""``evalkit [hydra overrides...]``: run a suite (the default command; --multirun works)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 from evalkit.errors import EvalkitError
 from evalkit.paths import CONF_DIR
 
-_SUBCOMMANDS = ("report", "tasks", "compare")
 _HYDRA_FLAGS_WITH_VALUE = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--cfg", "-c",
                            "--package", "-p", "--info", "-i", "--experimental-rerun")
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "report":
-            from evalkit.report.cli import report_main
-
-            return report_main(argv[1:])
-        if argv and argv[0] == "compare":
-            from evalkit.compare.cli import compare_main  # type: ignore[import-not-found]
-
-            return compare_main(argv[1:])
-        if argv and argv[0] == "tasks":
-            from evalkit.tasks import available_tasks
-
-            print("\n".join(available_tasks()))
-            return 0
-        return run_main(argv)
-    except EvalkitError as e:
-        print(f"evalkit: error: {e}", file=sys.stderr)
-        return 2
 
 
 def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -100,13 +69,10 @@ def _run_job(cfg) -> None:
 
 def _print_summary(run_dir: Path) -> None:
     from evalkit.report.table import card_frame
-    from evalkit.runner.rundir import load_results
+    from evalkit.rundir import load_results
 
     frame = card_frame([load_results(run_dir)])
     print(frame.to_string(index=False))
     print("(percent; ± is the half-width of the 95% interval, 1.96 standard errors; per-task stderr in results.json)")
     print(f"run folder: {run_dir}")
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

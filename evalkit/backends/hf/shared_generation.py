@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from evalkit.backends.batching import plan_batches
-from evalkit.backends.prefix_cache import PrefixCache, walk_prefixes
-from evalkit.backends.prefix_tree import MIN_SAVED_TOKENS, build_prefix_tree
+from evalkit.backends.hf.batching import plan_batches
+from evalkit.backends.hf.prefix_cache import PrefixCache, walk_prefixes
+from evalkit.backends.hf.prefix_tree import MIN_SAVED_TOKENS, build_prefix_tree
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf import HFBackend
+    from evalkit.backends.hf.backend import HFBackend
 
 #: Decoding budget on CPU, in forward-pass budgets (2048 tokens: about 14 rows of a
 #: 1,100-token few-shot prompt plus 256 new tokens).

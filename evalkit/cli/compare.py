@@ -20,7 +20,7 @@ from evalkit.compare.outputs import markdown_summary, write_json, write_junit
 from evalkit.compare.rows import Comparison, compare_runs
 from evalkit.errors import EvalkitError
 from evalkit.files import atomic_write_text
-from evalkit.runner.rundir import load_results
+from evalkit.rundir import load_results
 
 
 def compare_main(argv: list[str]) -> int:

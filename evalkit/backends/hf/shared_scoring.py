@@ -20,14 +20,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from evalkit.backends.batching import plan_batches, run_batches
-from evalkit.backends.packing import Segment, build_batch, context_segments, pack_rows
-from evalkit.backends.prefix_cache import PrefixCache, head_on, walk_prefixes
-from evalkit.backends.prefix_tree import MIN_SAVED_TOKENS, PrefixNode, build_prefix_tree
+from evalkit.backends.hf.batching import plan_batches, run_batches
+from evalkit.backends.hf.packing import Segment, build_batch, context_segments, pack_rows
+from evalkit.backends.hf.prefix_cache import PrefixCache, head_on, walk_prefixes
+from evalkit.backends.hf.prefix_tree import MIN_SAVED_TOKENS, PrefixNode, build_prefix_tree
 from evalkit.backends.requests import LoglikelihoodResult
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf import HFBackend
+    from evalkit.backends.hf.backend import HFBackend
 
 log = logging.getLogger(__name__)
 

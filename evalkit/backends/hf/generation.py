@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends.prefix_cache import decoding_cache
+from evalkit.backends.hf.prefix_cache import decoding_cache
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf import HFBackend
-    from evalkit.backends.prefix_cache import PrefixCache
+    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.prefix_cache import PrefixCache
 
 
 @dataclass
