@@ -45,7 +45,7 @@ class ForwardCounter:
 
 
 def job_evalkit(job: dict[str, Any]) -> dict[str, Any]:
-    from evalkit.backends.factory import build_backend
+    from evalkit.backends.registry import build_backend
     from evalkit.files import read_jsonl
     from evalkit.hydra_checks import compose_config
     from evalkit.runner.run import run

@@ -13,15 +13,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from evalkit.backends.hf.loading import DTYPES
-from evalkit.backends.hf.tokens import BOS_POLICIES
+from evalkit.backends.registry import check_model_config
 from evalkit.errors import ConfigError
 from evalkit.paths import SAMPLES_DIR
 from evalkit.tasks.spec import available_tasks, load_task
 
 HUB_VALUES = ("", "hub", "null", "none")
-# Keys that do not change any result, left out of the run's identity hash.
-NON_IDENTITY_KEYS = ("output_dir", "run_name", "report", "progress")
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
@@ -50,19 +47,10 @@ def data_root(value: Any) -> Path | None:
 def validate(cfg: dict[str, Any]) -> None:
     """Raise ``ConfigError`` for the first invalid value."""
     m = cfg["model"]
-    _choice("model.dtype", m.get("dtype"), DTYPES)
-    _choice("model.add_bos", str(m.get("add_bos")).lower(), BOS_POLICIES)
-    bs = m.get("batch_size")
-    if not (bs == "auto" or (isinstance(bs, int) and bs > 0)):
-        raise ConfigError(f"model.batch_size must be 'auto' or a positive integer (got {bs!r})")
-    for key in ("chat_template", "fewshot_as_multiturn", "trust_remote_code"):
-        if not isinstance(m.get(key), bool):
+    check_model_config(m)  # the chosen backend's own check (one line listing choices for an unknown name)
+    for key in ("chat_template", "fewshot_as_multiturn"):  # read by the runner, whatever the backend
+        if not isinstance(m.get(key, key == "fewshot_as_multiturn"), bool):
             raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
-    if not isinstance(m.get("prefix_sharing", True), bool):
-        raise ConfigError(f"model.prefix_sharing must be true or false (got {m.get('prefix_sharing')!r})")
-    dev = str(m.get("device"))
-    if not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
-        raise ConfigError(f"model.device must be cpu, cuda, cuda:N or mps (got {dev!r})")
     for key in ("limit", "seed"):
         v = cfg.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or (key == "limit" and v < 1)):
@@ -79,11 +67,3 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"suite.tasks.{name} must be a mapping of overrides (got {overrides!r})")
         load_task(name, overrides or {})  # validates the spec with its overrides
     data_root(cfg.get("data_root"))
-    pretrained = str(m.get("pretrained"))
-    if pretrained.startswith(("/", "./", "../", "~")) and not Path(pretrained).expanduser().exists():
-        raise ConfigError(f"model.pretrained={pretrained}: no such file or folder")
-
-
-def _choice(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))} (got {value!r})")

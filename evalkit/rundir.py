@@ -3,11 +3,14 @@
     <output_dir>/<run_name>/
         config.yaml          resolved config of the run
         requests.sqlite      every answered request (the resume cache)
+        answer.json          what scoring needs of the model: fingerprint, work counters, timing
         samples/<task>.jsonl per-sample records
         results.json         scores, stderr, n, task hashes, model fingerprint, versions, timing
 
 The default run name is ``<model>__<suite>__<hash of the config>``, so the same command
-finds the same folder and resumes it, and any changed setting gets a folder of its own.
+finds the same folder and resumes it, and any setting that can change a number gets a
+folder of its own. ``NON_IDENTITY_KEYS`` is the one list of settings that cannot: it
+decides both the folder hash and which settings label a run in reports.
 """
 
 from __future__ import annotations
@@ -18,19 +21,45 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evalkit.config import NON_IDENTITY_KEYS
 from evalkit.errors import EvalkitError
 from evalkit.files import read_json
 
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 CACHE = "requests.sqlite"
+ANSWER = "answer.json"
 SAMPLES = "samples"
 
 
+#: Dotted config keys (with their subtrees) that change no number: where output goes,
+#: display, safety switches that refuse rather than change results, and speed-only model
+#: settings (the prefix-sharing and batching paths are tested equal to the reference).
+NON_IDENTITY_KEYS = (
+    "output_dir", "run_name", "report", "progress",
+    "sandbox.allow_code_execution",
+    "model.prefix_sharing", "model.batch_size",
+)
+
+
+def is_identity_key(dotted: str) -> bool:
+    """Whether the dotted config key ``dotted`` is part of a run's identity."""
+    return not any(dotted == k or dotted.startswith(k + ".") for k in NON_IDENTITY_KEYS)
+
+
+def identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` without its non-identity keys."""
+
+    def strip(node: Any, prefix: str) -> Any:
+        if not isinstance(node, dict):
+            return node
+        return {k: strip(v, f"{prefix}{k}.") for k, v in node.items() if is_identity_key(f"{prefix}{k}")}
+
+    return strip(cfg, "")
+
+
 def config_hash(cfg: dict[str, Any]) -> str:
-    identity = {k: v for k, v in cfg.items() if k not in NON_IDENTITY_KEYS}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    """Short hash of the run's identity (names its folder)."""
+    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _slug(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from evalkit.backends.requests import (
     GenerateRequest,
@@ -34,10 +34,43 @@ class BackendStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can answer; the runner checks a suite against it before loading weights.
+
+    ``loglikelihood``: scores a continuation (multiple-choice tasks); ``rolling``: scores a
+    whole text (perplexity tasks); ``generate``: greedy generation; ``chat``: renders chat
+    messages (``model.chat_template=true``); ``sampling``: temperature/top-p/n > 1.
+    """
+
+    loglikelihood: bool = True
+    rolling: bool = True
+    generate: bool = True
+    chat: bool = True
+    sampling: bool = True
+
+    def missing(self, needs: set[str]) -> list[str]:
+        """The names in ``needs`` this backend cannot do, sorted."""
+        return sorted(n for n in needs if not getattr(self, n))
+
+
 class Backend(abc.ABC):
-    """A language model that answers requests in bulk."""
+    """A language model that answers requests in bulk.
+
+    A new engine subclasses this, declares ``capabilities`` (everything by default) and,
+    if its ``model`` config has keys of its own, checks them in ``check_config``; it is
+    then registered with one line in ``evalkit.backends.registry``.
+    """
 
     stats: BackendStats
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    def check_config(cls, model_cfg: dict[str, Any]) -> None:
+        """Raise ``ConfigError`` (one line naming the ``model.<key>``) for an invalid setting.
+
+        Called before any weights load. The default accepts everything.
+        """
 
     @abc.abstractmethod
     def loglikelihood(
@@ -62,7 +95,3 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """Identify the model exactly (name, weights hash, dtype...), for results.json."""
-
-    def token_count(self, text: str) -> int:
-        """Number of tokens in ``text`` (for cost estimates and progress)."""
-        return len(text.split())

@@ -18,6 +18,7 @@ import yaml
 from scipy.stats import norm
 
 from evalkit.paths import REPORTS_DIR
+from evalkit.rundir import is_identity_key
 
 #: Half-width of a normal 95% interval in standard errors (values shown as v ± 1.96 se).
 Z95 = float(norm.ppf(0.975))
@@ -82,7 +83,7 @@ def config_differences(results: list[dict[str, Any]]) -> list[str]:
     """Per run, ``key=value`` for every resolved-config setting that is not the same in all
     runs (the run folder's ``config.yaml``); paths shortened to their last part."""
     flat = [_flatten(_run_config(r)) for r in results]
-    keys = sorted({k for f in flat for k in f if not any(k == p or k.startswith(p + ".") for p in _NON_IDENTITY)})
+    keys = sorted({k for f in flat for k in f if is_identity_key(k)})
     varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     if "suite.name" in varying:  # different suites: the name says it, not every per-task override
         varying = [k for k in varying if not k.startswith("suite.") or k == "suite.name"]
@@ -99,10 +100,6 @@ def config_differences(results: list[dict[str, Any]]) -> list[str]:
 
 
 _MAX_LABEL = 80  # a column header; the run table below the card lists each run's settings
-
-
-# Settings that never change a score (the code-execution switch only lets code tasks run at all).
-_NON_IDENTITY = ("output_dir", "run_name", "report", "progress", "sandbox.allow_code_execution")  # keys and their subtrees
 
 
 def _run_config(res: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from evalkit.backends.api import Backend, BackendStats
+from evalkit.backends.api import Backend, BackendStats, Capabilities
 from evalkit.backends.hf.batching import plan_batches, run_batches
 from evalkit.backends.hf.generation import GenerationSpec, generate_batch
 from evalkit.backends.hf.loading import load_hf_model
@@ -43,9 +43,11 @@ from evalkit.backends.requests import (
     RollingResult,
     request_key,
 )
+from evalkit.backends.hf.settings import check_model_config
 from evalkit.backends.hf.shared_generation import shared_batches
 from evalkit.backends.hf.shared_scoring import score_shared
 from evalkit.backends.hf.tokens import Encoder
+from evalkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,12 @@ _AUTO_BUDGET = {"cpu": 2048, "cuda": 65536}
 
 class HFBackend(Backend):
     """Causal LM from transformers (hub id, local folder, GGUF or the embedded model)."""
+
+    capabilities = Capabilities(loglikelihood=True, rolling=True, generate=True, chat=True, sampling=True)
+
+    @classmethod
+    def check_config(cls, model_cfg: dict[str, Any]) -> None:
+        check_model_config(model_cfg)
 
     def __init__(
         self,
@@ -95,7 +103,7 @@ class HFBackend(Backend):
         self.encoder = Encoder.create(self.tokenizer, loaded.source.get("model_type"), add_bos)
         self.chat_template = bool(chat_template)
         if self.chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"model.chat_template=true but {pretrained} has no chat template")
+            raise ConfigError(f"model.chat_template=true but {pretrained} has no chat template; set model.chat_template=false")
         cfg = self.model.config
         self.max_length = int(
             max_length or getattr(cfg, "max_position_embeddings", None) or self.tokenizer.model_max_length
@@ -147,9 +155,6 @@ class HFBackend(Backend):
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-    def token_count(self, text: str) -> int:
-        return len(self.encoder.encode(text))
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()

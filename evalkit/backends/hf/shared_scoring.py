@@ -106,7 +106,7 @@ def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | No
         with torch.inference_mode(), head_on(model, uniq // width, uniq % width):
             logits = model(batch.input_ids, **kwargs).logits
         if logits.shape[:2] != (1, len(uniq)):
-            raise RuntimeError(f"{type(model).__name__}: the output layer was not called on the selected "
+            raise EvalkitError(f"{type(model).__name__}: the output layer was not called on the selected "
                                "positions; set model.prefix_sharing=false")
         backend.stats.forward_calls += 1
         backend.stats.forward_tokens += batch.n_tokens

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from evalkit.errors import ConfigError
+
 BOS_POLICIES = ("auto", "true", "false")
 _BOS_REQUIRED_FAMILIES = ("gemma",)
 
@@ -29,7 +31,7 @@ class Encoder:
     def create(cls, tokenizer: Any, model_type: str | None, policy: str | bool) -> "Encoder":
         policy = str(policy).lower()
         if policy not in BOS_POLICIES:
-            raise ValueError(f"model.add_bos must be one of {', '.join(BOS_POLICIES)} (got {policy!r})")
+            raise ConfigError(f"model.add_bos must be one of {', '.join(BOS_POLICIES)} (got {policy!r})")
         if policy == "auto":
             family_needs = any(f in (model_type or "") for f in _BOS_REQUIRED_FAMILIES)
             probe = tokenizer("a", add_special_tokens=True)["input_ids"]
