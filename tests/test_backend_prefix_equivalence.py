@@ -11,7 +11,7 @@ import contextlib
 
 import pytest
 
-from evalkit.backends import shared_generation, shared_scoring
+from evalkit.backends.hf import shared_generation, shared_scoring
 from evalkit.backends.requests import GenerateRequest, LoglikelihoodRequest
 
 pytestmark = pytest.mark.model

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from evalkit.report.table import column_labels
+from evalkit.card import column_labels
 from evalkit.rundir import load_results, load_samples
 
 CARD = {

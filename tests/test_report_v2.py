@@ -10,7 +10,7 @@ import pytest
 from evalkit.cli import main
 from evalkit.compare.gate import load_gate
 from evalkit.report.build import write_report
-from evalkit.report.table import card_frame
+from evalkit.card import card_frame
 from evalkit.rundir import load_results
 from tests.test_compare_fixtures import gen_record, make_run, mc_record
 

@@ -31,7 +31,7 @@ def safety_run(backend, tmp_path_factory):
 
 
 def test_card_safety_fills_every_row_with_value_stderr_n_and_direction(safety_run):
-    from evalkit.report.table import card_entries
+    from evalkit.card import card_entries
 
     run_dir, _ = safety_run
     res = json.loads((run_dir / "results.json").read_text())

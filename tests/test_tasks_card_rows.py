@@ -30,7 +30,7 @@ def test_card_pt_suite_lists_every_capability_row_but_code_in_card_order():
     import yaml
 
     from evalkit.paths import ROOT
-    from evalkit.report.table import reference
+    from evalkit.card import reference
 
     suite = yaml.safe_load((ROOT / "conf" / "suite" / "card_pt.yaml").read_text())
     rows = [load_task(t).card["row"] for t in suite["tasks"]]

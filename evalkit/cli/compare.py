@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evalkit.compare.gate import load_gate, no_gate
 from evalkit.compare.outputs import markdown_summary, write_json, write_junit
-from evalkit.compare.rows import Comparison, compare_runs
+from evalkit.compare.rows import compare_all
 from evalkit.errors import EvalkitError
 from evalkit.files import atomic_write_text
 from evalkit.rundir import load_results
@@ -63,11 +63,3 @@ def compare_main(argv: list[str]) -> int:
         print(f"wrote {p}", file=sys.stderr)
     return 0 if all(c.passed for c in comps) or not gate.enforced else 1
 
-
-def compare_all(results: list[dict], gate) -> list[Comparison]:
-    """Compare every run after the first with the first (labels as in the report)."""
-    from evalkit.report.table import column_labels
-
-    labels = column_labels(results)
-    return [compare_runs(results[0], res, gate, labels=(labels[0], label))
-            for res, label in zip(results[1:], labels[1:])]

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from evalkit.report.build import write_report
-from evalkit.report.table import card_frame
+from evalkit.card import card_frame
 from evalkit.rundir import load_results
 
 

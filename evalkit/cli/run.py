@@ -68,7 +68,7 @@ def _run_job(cfg) -> None:
 
 
 def _print_summary(run_dir: Path) -> None:
-    from evalkit.report.table import card_frame
+    from evalkit.card import card_frame
     from evalkit.rundir import load_results
 
     frame = card_frame([load_results(run_dir)])

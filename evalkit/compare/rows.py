@@ -31,7 +31,7 @@ from evalkit.compare.pairing import NotComparable, PairedTask, pair_task
 from evalkit.compare.recompute import NotTestable, check_reproduces, metric_aggregate, metric_function
 from evalkit.compare.stats import holm, is_binary, mcnemar_exact, paired_bootstrap, recomputed_bootstrap
 from evalkit.metrics.registry import from_per_sample
-from evalkit.report.table import card_position, row_entries
+from evalkit.card import card_position, column_labels, row_entries
 
 Record = dict[str, Any]
 MAX_FLIPS = 25  # items kept per direction for the report's drill-down
@@ -269,3 +269,10 @@ def _flips(paired: PairedTask, keep: list[int], b: np.ndarray, n: np.ndarray, hi
                        "base": paired.base[keep[j]], "new": paired.new[keep[j]]} for j in idx[:MAX_FLIPS]],
         }
     return out
+
+
+def compare_all(results: list[dict[str, Any]], gate: Gate) -> list[Comparison]:
+    """Compare every run after the first with the first (labels as in the report)."""
+    labels = column_labels(results)
+    return [compare_runs(results[0], res, gate, labels=(labels[0], label))
+            for res, label in zip(results[1:], labels[1:])]

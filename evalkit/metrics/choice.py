@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
@@ -23,14 +22,14 @@ def predict(logprobs: list[float], lengths: list[int] | None = None) -> int:
 
 
 @metric("acc")
-def acc(records: list[Record], aggregate: str = "micro", **_: Any) -> MetricResult:
+def acc(records: list[Record], aggregate: str = "micro") -> MetricResult:
     """Top-1 accuracy: the option with the highest log-likelihood is a gold one."""
     values = [float(predict(r["logprobs"]) in _golds(r)) for r in records]
     return from_per_sample(records, values, aggregate)
 
 
 @metric("acc_norm")
-def acc_norm(records: list[Record], aggregate: str = "micro", **_: Any) -> MetricResult:
+def acc_norm(records: list[Record], aggregate: str = "micro") -> MetricResult:
     """Accuracy after dividing each option's log-likelihood by its length in characters
     (lm-eval's ``acc_norm``), which removes the bias towards short options."""
     values = [float(predict(r["logprobs"], [len(c) for c in r["choices"]]) in _golds(r)) for r in records]

@@ -13,7 +13,6 @@ and when none has k (pass@10 with greedy n = 1) the metric is left out of the re
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
@@ -34,7 +33,7 @@ def estimate_pass_at_k(n: int, c: int, k: int) -> float:
 
 
 @metric("pass_at_k")
-def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro", **_: Any) -> MetricResult | None:
+def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro") -> MetricResult | None:
     """Mean unbiased pass@k over problems, from ``record["executions"]`` (judge ``code_exec``).
 
     Problems with fewer than ``k`` samples get no value; when none has ``k`` (e.g. pass@10

@@ -24,7 +24,7 @@ def matches(pred: str | None, target: Any, normalize: str = "strip") -> bool:
 
 @metric("exact_match")
 def exact_match(records: list[Record], extract: str = "answer", normalize: str = "strip",
-                aggregate: str = "micro", **_: Any) -> MetricResult:
+                aggregate: str = "micro") -> MetricResult:
     """The first sample's extracted answer equals a reference (maj@1 when greedy, n=1)."""
     values = [float(matches(r["extracted"][0].get(extract), r["target"], normalize)) for r in records]
     return from_per_sample(records, values, aggregate)
@@ -32,7 +32,7 @@ def exact_match(records: list[Record], extract: str = "answer", normalize: str =
 
 @metric("majority_match")
 def majority_match(records: list[Record], extract: str = "answer", normalize: str = "strip",
-                   aggregate: str = "micro", **_: Any) -> MetricResult:
+                   aggregate: str = "micro") -> MetricResult:
     """maj@n: the most frequent extracted answer over the n samples equals a reference."""
     norm = get_normalizer(normalize)
     values = []

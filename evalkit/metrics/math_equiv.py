@@ -17,7 +17,6 @@ import math
 import random
 import re
 from fractions import Fraction
-from typing import Any
 
 from evalkit.metrics.extract import extractor
 from evalkit.metrics.generation import _refs
@@ -234,7 +233,7 @@ def math_equal(pred: str | None, ref: str) -> bool:
 
 
 @metric("math_equiv")
-def math_equiv(records: list[Record], extract: str = "answer", aggregate: str = "micro", **_: Any) -> MetricResult:
+def math_equiv(records: list[Record], extract: str = "answer", aggregate: str = "micro") -> MetricResult:
     """The first sample's extracted answer is mathematically equivalent to a reference."""
     values = [float(any(math_equal(r["extracted"][0].get(extract), ref) for ref in _refs(r["target"])))
               for r in records]

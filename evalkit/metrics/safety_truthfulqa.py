@@ -56,7 +56,7 @@ def sim_stats(sim: str, prediction: str, true_refs: list[str], false_refs: list[
 @metric("truthfulqa_sim")
 def truthfulqa_sim(records: list[Record], sim: str = "bleu", stat: str = "acc", extract: str = "answer",
                    true_field: str = "correct_answers", false_field: str = "incorrect_answers",
-                   aggregate: str = "micro", **_: Any) -> MetricResult:
+                   aggregate: str = "micro") -> MetricResult:
     """One similarity statistic (``sim`` x ``stat``) of the first generated answer."""
     if sim not in SIMS or stat not in STATS:
         raise ConfigError(f"truthfulqa_sim: sim must be one of {', '.join(SIMS)} and stat one of {', '.join(STATS)} "

@@ -17,7 +17,7 @@ import jinja2
 from evalkit import __version__
 from evalkit.files import atomic_write_text
 from evalkit.report.records_view import answer_text, prompt_text, target_text
-from evalkit.report.table import column_labels, reference
+from evalkit.card import column_labels, reference
 from evalkit.rundir import load_results, load_samples
 
 _ENV = jinja2.Environment(
@@ -46,7 +46,7 @@ def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: 
 
     labels = column_labels(results)
     if comparisons is None and len(results) > 1:
-        from evalkit.cli.compare import compare_all
+        from evalkit.compare.rows import compare_all
         from evalkit.compare.gate import no_gate
 
         comparisons = compare_all(results, gate or no_gate())

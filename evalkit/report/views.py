@@ -12,7 +12,7 @@ from evalkit.compare.outputs import arrow, fmt, fmt_p, test_text
 from evalkit.compare.rows import Comparison, RowDelta
 from evalkit.report.plot import Point, series_svg
 from evalkit.report.records_view import answer_text, prompt_text, target_text
-from evalkit.report.table import ALL_TABLES, format_cell, long_frame, reference_columns, reference_row
+from evalkit.card import ALL_TABLES, format_cell, long_frame, reference_columns, reference_row
 
 TITLES = {"capability": "Benchmark results", "safety": "Ethics and safety", "other": "Other tasks"}
 _VERDICT_CLASS = {"regression": "fail", "not comparable": "fail", "not testable": "warn", "worse": "warn",

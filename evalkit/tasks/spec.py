@@ -215,6 +215,12 @@ def validate(spec: TaskSpec) -> None:
         fail("metrics: list at least one metric")
     if spec.primary not in spec.metric_keys:
         fail(f"primary {spec.primary!r} is not one of the metrics ({', '.join(spec.metric_keys)})")
+    try:
+        from evalkit.metrics.checks import check_scoring
+
+        check_scoring(spec.metrics, raw.get("extract"), raw.get("aggregate", "micro"), spec.type)
+    except ConfigError as e:
+        fail(str(e))
     lim = raw.get("limit")
     if lim is not None and (not isinstance(lim, int) or lim < 1):
         fail(f"limit must be a positive integer (got {lim!r})")

@@ -22,7 +22,6 @@ without changing any number:
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from evalkit.backends.api import Backend, BackendStats, Capabilities
-from evalkit.backends.hf.batching import plan_batches, run_batches
+from evalkit.backends.hf.batching import plan_batches
+from evalkit.backends.hf.engine import Engine
 from evalkit.backends.hf.generation import GenerationSpec, generate_batch
 from evalkit.backends.hf.loading import load_hf_model
 from evalkit.backends.hf.prefix_cache import PrefixCache
@@ -45,16 +45,12 @@ from evalkit.backends.requests import (
 )
 from evalkit.backends.hf.settings import check_model_config
 from evalkit.backends.hf.shared_generation import shared_batches
+from evalkit.backends.hf.scoring import score_pairs
 from evalkit.backends.hf.shared_scoring import score_shared
 from evalkit.backends.hf.tokens import Encoder
 from evalkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-# Tokens per batch when batch_size=auto. On CPU throughput is flat beyond a few thousand
-# tokens; on GPU we start high and halve on out-of-memory.
-_AUTO_BUDGET = {"cpu": 2048, "cuda": 65536}
-
 
 class HFBackend(Backend):
     """Causal LM from transformers (hub id, local folder, GGUF or the embedded model)."""
@@ -108,21 +104,13 @@ class HFBackend(Backend):
         self.max_length = int(
             max_length or getattr(cfg, "max_position_embeddings", None) or self.tokenizer.model_max_length
         )
-        self.batch_size = None if batch_size == "auto" else int(batch_size)
-        self.max_batch_tokens = int(max_batch_tokens or _AUTO_BUDGET.get(self.device.type, 8192))
-        if self.batch_size is not None and max_batch_tokens is None:
-            self.max_batch_tokens = 1 << 62  # a fixed batch size means just that
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
-        params = inspect.signature(self.model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._logits_to_keep = "logits_to_keep" in params
-        self.eos_ids = self._eos_ids()
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self.engine = Engine(self.model, torch.device(device), pad_id=pad_id, max_length=self.max_length,
+                             eos_ids=self._eos_ids(), batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                             stats=self.stats)
         self.prefix_sharing = bool(prefix_sharing) and self._can_share_prefixes()
-        # Packed rows use one custom mask for every layer, so sliding-window layers are
-        # only exact while a sequence fits in the window.
-        self._window = getattr(cfg, "sliding_window", None) if getattr(cfg, "use_sliding_window", True) else None
 
     def _can_share_prefixes(self) -> bool:
         """The fast path needs custom 4D attention masks (eager or SDPA attention)."""
@@ -131,10 +119,6 @@ class HFBackend(Backend):
             log.warning("model.prefix_sharing needs eager or sdpa attention (got %s); using the straightforward path", impl)
             return False
         return True
-
-    def fast_path_fits(self, n_tokens: int) -> bool:
-        """Whether a sequence of ``n_tokens`` can take the prefix-sharing path exactly."""
-        return n_tokens <= self.max_length and (not self._window or n_tokens <= int(self._window))
 
     # ----------------------------------------------------------------- metadata
     def fingerprint(self) -> dict[str, Any]:
@@ -165,66 +149,15 @@ class HFBackend(Backend):
                 ids.update(int(x) for x in src)
         return ids
 
-    def _on_oom(self) -> None:
-        self.max_batch_tokens = max(1, self.max_batch_tokens // 2)
-        if self.batch_size:
-            self.batch_size = max(1, self.batch_size // 2)
-
     # ----------------------------------------------------------- log-likelihood
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest]
     ) -> Iterator[tuple[int, LoglikelihoodResult]]:
         pairs = [self.encoder.encode_pair(r.context, r.continuation) for r in requests]
         if self.prefix_sharing:
-            yield from score_shared(self, pairs)
+            yield from score_shared(self.engine, pairs)
         else:
-            yield from self._score_pairs(pairs)
-
-    def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
-        """Score token-level (context, continuation) pairs; yields per pair."""
-        rows = []
-        for ctx, cont in pairs:
-            whole = (ctx + cont)[-(self.max_length + 1) :]
-            rows.append((whole[:-1], whole[len(whole) - len(cont) :]))
-        lengths = [len(inp) for inp, _ in rows]
-        batches = plan_batches(lengths, self.max_batch_tokens, self.batch_size)
-        for batch, results in run_batches(batches, lambda b: self._forward_ll([rows[i] for i in b]), self._on_oom):
-            yield from zip(batch, results)
-
-    def _forward_ll(self, rows: list[tuple[list[int], list[int]]]) -> list[LoglikelihoodResult]:
-        import torch
-
-        input_ids, attn, pos = self._left_pad([inp for inp, _ in rows])
-        k = max(len(cont) for _, cont in rows)
-        with torch.inference_mode():
-            kwargs: dict[str, Any] = {"attention_mask": attn, "position_ids": pos, "use_cache": False}
-            if self._logits_to_keep:
-                kwargs["logits_to_keep"] = k
-            logits = self.model(input_ids, **kwargs).logits[:, -k:, :]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-        self.stats.forward_calls += 1
-        self.stats.forward_tokens += int(attn.sum())
-        out = []
-        for b, (_, cont) in enumerate(rows):
-            c = len(cont)
-            lp = logprobs[b, k - c :, :]
-            target = torch.tensor(cont, device=lp.device)
-            tok_lp = lp.gather(-1, target[:, None]).squeeze(-1)
-            greedy = bool((lp.argmax(-1) == target).all())
-            out.append(LoglikelihoodResult(float(tok_lp.sum()), greedy, c))
-        return out
-
-    def _left_pad(self, seqs: list[list[int]]):
-        import torch
-
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            attn[i, width - len(s) :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        return ids.to(self.device), attn.to(self.device), pos.to(self.device)
+            yield from score_pairs(self.engine, pairs)
 
     # --------------------------------------------------- rolling log-likelihood
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> Iterator[tuple[int, RollingResult]]:
@@ -249,7 +182,7 @@ class HFBackend(Backend):
                 yield i, RollingResult(0.0, 0)
         totals = [0.0] * len(requests)
         ntoks = [0] * len(requests)
-        for j, res in self._score_pairs(pairs):
+        for j, res in score_pairs(self.engine, pairs):
             i = owner[j]
             totals[i] += res.logprob
             ntoks[i] += res.n_tokens
@@ -278,15 +211,15 @@ class HFBackend(Backend):
             specs.append(GenerationSpec(ctx, req.stop, req.max_new_tokens, req.temperature, req.top_p, seed))
         groups: Iterable[tuple[PrefixCache | None, list[list[int]]]]
         if self.prefix_sharing:
-            groups = shared_batches(self, [sp.context_ids for sp in specs], [sp.max_new_tokens for sp in specs])
+            groups = shared_batches(self.engine, [sp.context_ids for sp in specs], [sp.max_new_tokens for sp in specs])
         else:
             # Budget covers the prompt plus the tokens still to come.
             lengths = [len(sp.context_ids) + sp.max_new_tokens for sp in specs]
-            groups = [(None, plan_batches(lengths, self.max_batch_tokens, self.batch_size))]
+            groups = [(None, plan_batches(lengths, self.engine.max_batch_tokens, self.engine.batch_size))]
 
         for prefix, batches in groups:
             run = functools.partial(self._generate_rows, specs, prefix)
-            for batch, outs in run_batches(batches, run, self._on_oom):
+            for batch, outs in self.engine.run_batches(batches, run):
                 for j, (text, n) in zip(batch, outs):
                     i, s, _ = rows[j]
                     texts[i][s] = text
@@ -296,4 +229,4 @@ class HFBackend(Backend):
                         yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]))  # type: ignore[arg-type]
 
     def _generate_rows(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
-        return generate_batch(self, [specs[j] for j in batch], prefix)
+        return generate_batch(self.engine, self.encoder, [specs[j] for j in batch], prefix)

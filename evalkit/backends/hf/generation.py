@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from evalkit.backends.hf.prefix_cache import decoding_cache
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.engine import Engine
     from evalkit.backends.hf.prefix_cache import PrefixCache
+    from evalkit.backends.hf.tokens import Encoder
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _pick(logits, spec: GenerationSpec, gen) -> int:
     return int(torch.multinomial(probs, 1, generator=gen))
 
 
-def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
+def generate_batch(engine: "Engine", enc: "Encoder", specs: list[GenerationSpec],
                    prefix: "PrefixCache | None" = None) -> list[tuple[str, int]]:
     """Decode every spec; returns ``(text cut at its first stop string, tokens generated)``.
 
@@ -55,7 +56,7 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
     """
     import torch
 
-    model, enc = backend.model, backend.encoder
+    model = engine.model
     n = len(specs)
     gens = []
     for s in specs:
@@ -67,34 +68,28 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
     active = list(range(n))  # row b of the live batch is spec active[b]
 
     p = prefix.length if prefix is not None else 0
-    ids, attn, pos = backend._left_pad([s.context_ids[p:] for s in specs])
+    ids, attn, pos = engine.left_pad([s.context_ids[p:] for s in specs])
     capacity = p + ids.shape[1] + max(s.max_new_tokens for s in specs)
     cache: Any = None  # None: transformers' own cache, which sliding-window layers need
     if prefix is not None:
         cache = prefix.for_decoding(model.config, n, capacity)
         attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
         pos = pos + p
-    elif backend.fast_path_fits(capacity):
+    elif engine.fast_path_fits(capacity):
         cache = decoding_cache(model.config, capacity)
     step_input = ids
     step_tokens = int(attn.sum()) - n * p  # the first step runs every context's own tokens
     with torch.inference_mode():
         while active:
-            kwargs: dict[str, Any] = {"attention_mask": attn, "position_ids": pos, "use_cache": True}
-            if cache is not None:
-                kwargs[backend._cache_kw] = cache
-            if backend._logits_to_keep:
-                kwargs["logits_to_keep"] = 1
-            out = model(step_input, **kwargs)
-            backend.stats.forward_calls += 1
-            backend.stats.forward_tokens += step_tokens
-            cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            out = engine.forward(step_input, n_tokens=step_tokens, attention_mask=attn, position_ids=pos,
+                                 cache=cache, use_cache=True, keep_last=1)
+            cache = engine.cache_of(out)
             logits = out.logits[:, -1, :].cpu()
             keep_rows, next_tokens = [], []
             for b, r in enumerate(active):
                 spec = specs[r]
                 tok = _pick(logits[b], spec, gens[r])
-                done = tok in backend.eos_ids
+                done = tok in engine.eos_ids
                 if not done:
                     out_ids[r].append(tok)
                 text = enc.decode(out_ids[r])
@@ -102,7 +97,7 @@ def generate_batch(backend: "HFBackend", specs: list[GenerationSpec],
                 if cut is not None:
                     text, done = text[:cut], True
                 if done or len(out_ids[r]) >= spec.max_new_tokens:
-                    result[r] = (text, len(out_ids[r]) + (1 if tok in backend.eos_ids else 0))
+                    result[r] = (text, len(out_ids[r]) + (1 if tok in engine.eos_ids else 0))
                 else:
                     keep_rows.append(b)
                     next_tokens.append(tok)

@@ -119,7 +119,6 @@ def load_hf_model(
     dtype: str = "float32",
     device: str = "cpu",
     trust_remote_code: bool = False,
-    cache_gguf: bool = True,
 ) -> LoadedModel:
     """Load model and tokenizer from a hub id, a local folder, a GGUF file or the embedded model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -139,11 +138,9 @@ def load_hf_model(
             raise EvalkitError(f"model.gguf_file: {gguf} does not exist")
         digest = sha256_file(gguf)
         source.update(gguf_file=str(gguf), gguf_sha256=digest)
-        if cache_gguf:
-            path = str(_materialise_gguf(gguf, digest))
-            source["materialised"] = path
-        else:
-            load_kwargs["gguf_file"] = gguf_file
+        # Dequantised once to a regular model folder (cached by digest): loads in seconds after.
+        path = str(_materialise_gguf(gguf, digest))
+        source["materialised"] = path
     elif Path(path).exists() and not (Path(path) / "config.json").exists():
         raise EvalkitError(f"model.pretrained: {path} has no config.json (not a HF model folder)")
     try:

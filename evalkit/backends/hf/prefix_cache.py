@@ -7,7 +7,6 @@ batch), since a cache object is extended in place by the model.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.backends.hf.prefix_tree import PrefixNode
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.engine import Engine
 
 
 @dataclass
@@ -133,27 +132,19 @@ def cache_layers(cache: Any) -> list[tuple[Any, Any]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def extend_prefix(backend: "HFBackend", parent: PrefixCache | None, tokens: Sequence[int]) -> PrefixCache:
+def extend_prefix(engine: "Engine", parent: PrefixCache | None, tokens: Sequence[int]) -> PrefixCache:
     """The cache of ``parent``'s tokens followed by ``tokens`` (one forward pass)."""
     import torch
 
     start = parent.length if parent else 0
-    ids = torch.tensor([list(tokens)], dtype=torch.long, device=backend.device)
-    pos = torch.arange(start, start + len(tokens), device=backend.device)[None]
-    kwargs: dict[str, Any] = {"position_ids": pos, "use_cache": True}
-    if parent is not None:
-        kwargs[backend._cache_kw] = parent.for_batch(backend.model.config, 1)
-    if backend._logits_to_keep:
-        kwargs["logits_to_keep"] = 1
-    with torch.inference_mode():
-        out = backend.model(ids, **kwargs)
-    backend.stats.forward_calls += 1
-    backend.stats.forward_tokens += len(tokens)
-    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-    return PrefixCache(cache_layers(cache), start + len(tokens))
+    ids = torch.tensor([list(tokens)], dtype=torch.long, device=engine.device)
+    pos = torch.arange(start, start + len(tokens), device=engine.device)[None]
+    cache = parent.for_batch(engine.model.config, 1) if parent is not None else None
+    out = engine.forward(ids, n_tokens=len(tokens), position_ids=pos, cache=cache, use_cache=True, keep_last=1)
+    return PrefixCache(cache_layers(engine.cache_of(out)), start + len(tokens))
 
 
-def walk_prefixes(backend: "HFBackend", root: PrefixNode,
+def walk_prefixes(engine: "Engine", root: PrefixNode,
                   contexts: Sequence[Sequence[int]]) -> Iterator[tuple[PrefixNode, PrefixCache | None]]:
     """Each node of the trie (parents first) with its prefix cache (None at the root).
 
@@ -167,10 +158,10 @@ def walk_prefixes(backend: "HFBackend", root: PrefixNode,
         if node.length:
             parent = caches.get(id(node.parent))
             start = parent.length if parent else 0
-            cache = extend_prefix(backend, parent, contexts[node.anchor][start : node.length])
+            cache = extend_prefix(engine, parent, contexts[node.anchor][start : node.length])
             caches[id(node)] = cache
             # Tokens that every other context below would have recomputed.
-            extra = backend.stats.extra
+            extra = engine.stats.extra
             extra["shared_prefixes"] = extra.get("shared_prefixes", 0) + 1
             extra["prefix_tokens_reused"] = extra.get("prefix_tokens_reused", 0) + (node.n_items() - 1) * (node.length - start)
         yield node, cache
@@ -186,26 +177,3 @@ def _release(node: PrefixNode | None, caches: dict[int, PrefixCache]) -> None:
         if parent is None or parent.children[-1] is not node:
             return
         node = parent
-
-
-@contextlib.contextmanager
-def head_on(model: Any, rows: Any, cols: Any) -> Iterator[None]:
-    """Run the output layer only on hidden states ``[rows, cols]`` during the model call.
-
-    The vocabulary projection of a position costs a fifth of a small model's compute and
-    a 49k-float logit row each; scoring needs a few scattered positions per row, which
-    ``logits_to_keep`` (one set of columns for all rows) cannot express. A pre-hook on
-    the output layer swaps its input for exactly those positions, so the model's own head
-    code (soft-capping, scaling) still runs; the logits come back as ``[1, n, vocab]``.
-    """
-    head = model.get_output_embeddings()
-
-    def pick(_module: Any, args: tuple) -> tuple:
-        hidden = args[0]
-        return (hidden[rows, cols][None], *args[1:])
-
-    handle = head.register_forward_pre_hook(pick)
-    try:
-        yield
-    finally:
-        handle.remove()

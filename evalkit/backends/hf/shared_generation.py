@@ -16,14 +16,14 @@ from evalkit.backends.hf.prefix_cache import PrefixCache, walk_prefixes
 from evalkit.backends.hf.prefix_tree import MIN_SAVED_TOKENS, build_prefix_tree
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.engine import Engine
 
 #: Decoding budget on CPU, in forward-pass budgets (2048 tokens: about 14 rows of a
 #: 1,100-token few-shot prompt plus 256 new tokens).
 DECODE_ROWS_FACTOR = 8
 
 
-def shared_batches(backend: "HFBackend", contexts: Sequence[list[int]],
+def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
                    max_new: Sequence[int]) -> Iterator[tuple[PrefixCache | None, list[list[int]]]]:
     """Batches of row indices, each with the prefix cache its rows start from.
 
@@ -31,22 +31,22 @@ def shared_batches(backend: "HFBackend", contexts: Sequence[list[int]],
     prompt and new tokens per row). On CPU that budget is ``DECODE_ROWS_FACTOR`` times
     the forward-pass budget: a decoding step runs one token per row, so more rows cost
     little more than one while the weights are read once per step. Rows that do not fit
-    the fast path (see ``HFBackend.fast_path_fits``) come first, without a prefix.
+    the fast path (see ``Engine.fast_path_fits``) come first, without a prefix.
     """
-    rows = [j for j, c in enumerate(contexts) if c and backend.fast_path_fits(len(c) + max_new[j])]
+    rows = [j for j, c in enumerate(contexts) if c and engine.fast_path_fits(len(c) + max_new[j])]
     rest = sorted(set(range(len(contexts))) - set(rows))
     if rest:
-        plan = plan_batches([len(contexts[j]) + max_new[j] for j in rest], backend.max_batch_tokens, backend.batch_size)
+        plan = plan_batches([len(contexts[j]) + max_new[j] for j in rest], engine.max_batch_tokens, engine.batch_size)
         yield None, [[rest[k] for k in b] for b in plan]
     if not rows:
         return
-    budget = backend.max_batch_tokens * (DECODE_ROWS_FACTOR if backend.device.type == "cpu" else 1)
+    budget = engine.max_batch_tokens * (DECODE_ROWS_FACTOR if engine.device.type == "cpu" else 1)
     # One trie entry per row, so the n samples of one prompt share all of it but its last token.
     ctx = [contexts[j] for j in rows]
     tree = build_prefix_tree(ctx, MIN_SAVED_TOKENS)
-    for node, prefix in walk_prefixes(backend, tree, ctx):
+    for node, prefix in walk_prefixes(engine, tree, ctx):
         if not node.items:
             continue
         lengths = [len(ctx[k]) + max_new[rows[k]] for k in node.items]
-        plan = plan_batches(lengths, budget, backend.batch_size)
+        plan = plan_batches(lengths, budget, engine.batch_size)
         yield prefix, [[rows[node.items[k]] for k in b] for b in plan]

@@ -20,14 +20,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from evalkit.backends.hf.batching import plan_batches, run_batches
+from evalkit.backends.hf.batching import plan_batches
 from evalkit.backends.hf.packing import Segment, build_batch, context_segments, pack_rows
-from evalkit.backends.hf.prefix_cache import PrefixCache, head_on, walk_prefixes
+from evalkit.backends.hf.prefix_cache import PrefixCache, walk_prefixes
 from evalkit.backends.hf.prefix_tree import MIN_SAVED_TOKENS, PrefixNode, build_prefix_tree
+from evalkit.backends.hf.scoring import score_pairs
 from evalkit.backends.requests import LoglikelihoodResult
 
 if TYPE_CHECKING:
-    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,15 @@ log = logging.getLogger(__name__)
 ROW_TOKENS = 256
 
 
-def score_shared(backend: "HFBackend", pairs: Sequence[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
+def score_shared(engine: "Engine", pairs: Sequence[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
     """Score token-level ``(context, continuation)`` pairs; yields ``(index, result)`` as batches finish.
 
     Pairs longer than the model's window go to the straightforward path (their context
     is truncated from the left there, so nothing about them is shared).
     """
-    too_long = [i for i, (c, t) in enumerate(pairs) if not backend.fast_path_fits(len(c) + len(t) - 1)]
+    too_long = [i for i, (c, t) in enumerate(pairs) if not engine.fast_path_fits(len(c) + len(t) - 1)]
     if too_long:
-        for j, res in backend._score_pairs([pairs[i] for i in too_long]):
+        for j, res in score_pairs(engine, [pairs[i] for i in too_long]):
             yield too_long[j], res
     skip = set(too_long)
     # Group into contexts, each with its distinct continuations and who asked for them.
@@ -60,11 +61,11 @@ def score_shared(backend: "HFBackend", pairs: Sequence[tuple[list[int], list[int
         return
     ctx_list = list(contexts)
     tree = build_prefix_tree(ctx_list, MIN_SAVED_TOKENS)
-    for node, prefix in walk_prefixes(backend, tree, ctx_list):
-        yield from _score_node(backend, node, prefix, ctx_list, contexts)
+    for node, prefix in walk_prefixes(engine, tree, ctx_list):
+        yield from _score_node(engine, node, prefix, ctx_list, contexts)
 
 
-def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | None,
+def _score_node(engine: "Engine", node: PrefixNode, prefix: PrefixCache | None,
                 ctx_list: list[tuple[int, ...]],
                 contexts: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
     """Score the contexts attached directly to ``node`` after its prefix."""
@@ -87,29 +88,18 @@ def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | No
     rows = pack_rows([len(s) for s in segments], ROW_TOKENS)
     # Each row attends to the prefix too: budget rows by prefix + width.
     widths = [p + sum(len(segments[s]) for s in row) for row in rows]
-    batches = plan_batches(widths, backend.max_batch_tokens, backend.batch_size)
-    model = backend.model
-    dtype = next(model.parameters()).dtype
+    batches = plan_batches(widths, engine.max_batch_tokens, engine.batch_size)
 
     def forward(batch_rows: list[int]) -> list[tuple[int, LoglikelihoodResult]]:
-        batch = build_batch(segments, [rows[r] for r in batch_rows], p, backend.pad_id, dtype, backend.device)
-        kwargs = {"attention_mask": batch.attention_mask, "position_ids": batch.position_ids}
-        if prefix is not None:
-            kwargs[backend._cache_kw] = prefix.for_batch(model.config, batch.input_ids.shape[0])
-            kwargs["use_cache"] = True
-        else:
-            kwargs["use_cache"] = False
+        batch = build_batch(segments, [rows[r] for r in batch_rows], p, engine.pad_id, engine.dtype, engine.device)
+        cache = prefix.for_batch(engine.model.config, batch.input_ids.shape[0]) if prefix is not None else None
         # Several outputs read the same position (a context's last token predicts every
         # continuation's first token): run the output layer once per position.
         width = batch.input_ids.shape[1]
         uniq, inverse = torch.unique(batch.out_rows * width + batch.out_cols, return_inverse=True)
-        with torch.inference_mode(), head_on(model, uniq // width, uniq % width):
-            logits = model(batch.input_ids, **kwargs).logits
-        if logits.shape[:2] != (1, len(uniq)):
-            raise EvalkitError(f"{type(model).__name__}: the output layer was not called on the selected "
-                               "positions; set model.prefix_sharing=false")
-        backend.stats.forward_calls += 1
-        backend.stats.forward_tokens += batch.n_tokens
+        logits = engine.forward(batch.input_ids, n_tokens=batch.n_tokens, attention_mask=batch.attention_mask,
+                                position_ids=batch.position_ids, cache=cache, use_cache=prefix is not None,
+                                head_positions=(uniq // width, uniq % width)).logits
         logits = logits[0].float()
         # log p(target) = logit - logsumexp, without materialising the whole log-softmax.
         tok_lp = logits[inverse, batch.targets] - torch.logsumexp(logits, dim=-1)[inverse]
@@ -125,5 +115,5 @@ def _score_node(backend: "HFBackend", node: PrefixNode, prefix: PrefixCache | No
             out.extend((i, res) for i in owners[o])
         return out
 
-    for _, answered in run_batches(batches, forward, backend._on_oom):
+    for _, answered in engine.run_batches(batches, forward):
         yield from answered

@@ -1,4 +1,6 @@
-"""Card-shaped tables (pandas) from run results.
+"""The card: its rows, published reference values, run labels and number formats, and
+card-shaped tables (pandas) from run results. Shared by ``compare`` and ``report``;
+reads only ``results.json`` dicts and run folders.
 
 Each task spec's ``card`` entry says which table and row its number belongs to, the
 card's metric label, and which metric fills it. Rows appear in the card's order; the
@@ -152,21 +154,16 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def card_frame(results: list[dict[str, Any]], table: str | None = None, with_reference: bool = True) -> pd.DataFrame:
+def card_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """The card table: Benchmark | Metric | one column per run ("v ± 95% CI half-width") | the card's values."""
     long = long_frame(results)
     if long.empty:
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
-    if table:
-        long = long[long["table"] == table]
     long = long.assign(cell=[format_cell(v, c) for v, c in zip(long["value"], long["ci"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
-    if with_reference:
-        wide = _add_reference(wide)
+    wide = _add_reference(wide)
     wide = wide.drop(columns=["order"]).rename(columns={"table": "Table", "row": "Benchmark", "label": "Metric"})
-    if table:
-        wide = wide.drop(columns=["Table"])
     wide.columns.name = None
     return wide.fillna("")
 
