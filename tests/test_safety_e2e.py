@@ -40,7 +40,8 @@ def test_card_safety_fills_every_row_with_value_stderr_n_and_direction(safety_ru
         for e in card_entries(task, tr):
             m = tr["metrics"][e["metric"]]
             assert m["value"] == m["value"] and m["n"] >= 1, (task, e["metric"])  # not NaN
-            assert "stderr" in m
+            se = m["stderr"]
+            assert se is None or (se == se and se >= 0), (task, e["metric"], se)  # an interval, or none: never NaN
             filled[e["row"]] = (task, tr["higher_is_better"][e["metric"]])
     assert {row: task for row, (task, _) in filled.items()} == ROWS
     assert {row for row, (_, hib) in filled.items() if not hib} == LOWER_IS_BETTER
