@@ -2,7 +2,10 @@
 
     <output_dir>/<run_name>/
         config.yaml          resolved config of the run
-        requests.sqlite      every answered request (the resume cache)
+        requests.sqlite      every answered request (the resume cache of a single process)
+        cache/<worker>.sqlite  the same, one file per worker of a sharded or Ray run
+        plan.json.gz         every sample's requests (written once; `evalkit merge` scores from it)
+        shards/<shard>.json  one per finished shard (shard mode): its answer.json
         answer.json          what scoring needs of the model: fingerprint, work counters, timing
         samples/<task>.jsonl per-sample records
         results.json         scores, stderr, n, task hashes, model fingerprint, versions, timing
@@ -38,6 +41,9 @@ NON_IDENTITY_KEYS = (
     "output_dir", "run_name", "report", "progress",
     "sandbox.allow_code_execution",
     "model.prefix_sharing", "model.batch_size",
+    # How the work is spread (shards, Ray workers): answers are keyed by content, so
+    # any split gives the same numbers and resumes the same folder.
+    "shard", "executor",
 )
 
 

@@ -3,6 +3,7 @@
     evalkit [hydra overrides...]          run a suite (Hydra; --multirun works)
     evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
     evalkit tasks                         list the available tasks
+    evalkit merge RUN_DIR                 score a run answered in shards (shard.index=...)
 
 Config mistakes end with one line naming the key and the valid choices, no traceback.
 """
@@ -13,7 +14,7 @@ import sys
 
 from evalkit.errors import EvalkitError
 
-_SUBCOMMANDS = ("report", "tasks", "compare")
+_SUBCOMMANDS = ("report", "tasks", "compare", "merge")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
             from evalkit.cli.compare import compare_main  # type: ignore[import-not-found]
 
             return compare_main(argv[1:])
+        if argv and argv[0] == "merge":
+            from evalkit.cli.merge import merge_main
+
+            return merge_main(argv[1:])
         if argv and argv[0] == "tasks":
             from evalkit.cli.tasks import tasks_main
 

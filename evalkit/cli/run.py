@@ -53,6 +53,11 @@ def _run_job(cfg) -> None:
     try:
         plain = to_dict(cfg)
         run_dir = run(plain)
+        shard = plain.get("shard") or {}
+        if shard.get("index") is not None:
+            print(f"shard {shard['index']} of {shard['count']} answered in {run_dir}; "
+                  f"when every shard is done: evalkit merge {run_dir}")
+            return
         _print_summary(run_dir)
         if plain.get("report", True):
             from evalkit.report.build import write_report

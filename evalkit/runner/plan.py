@@ -102,9 +102,15 @@ def build_task_plans(specs: list[TaskSpec], root: Path | None, limit: int | None
 
 def plan_requests(tasks: list[TaskPlan], chat: ChatSettings, backend: Backend, seed: int) -> Plan:
     """Fill each task's requests and deduplicate them across the suite."""
-    plan = Plan(tasks)
     for task in tasks:
         task.requests = [sample_requests(s, task.spec, chat, backend, seed) for s in task.samples]
+    return index_requests(tasks)
+
+
+def index_requests(tasks: list[TaskPlan]) -> Plan:
+    """The plan of tasks whose requests are filled in: unique keys, owners and groups."""
+    plan = Plan(tasks)
+    for task in tasks:
         for sample, reqs in zip(task.samples, task.requests):
             for r in reqs:
                 plan.total += 1

@@ -13,10 +13,14 @@ from evalkit.backends import Backend
 from evalkit.backends.registry import backend_class, backend_name, build_backend
 from evalkit.config import data_root as resolve_data_root
 from evalkit.config import validate
+from evalkit.errors import ConfigError
 from evalkit.files import atomic_write_text
 from evalkit.runner.answer import answer_plan
 from evalkit.runner.plan import build_task_plans, chat_settings, check_capabilities, load_specs, plan_requests
+from evalkit.runner.planfile import save_plan
 from evalkit.runner.score import score_run
+from evalkit.runner.shard import shard_settings
+from evalkit.runner.sharded import answer_shard
 from evalkit.rundir import CONFIG, run_dir_for
 
 log = logging.getLogger("evalkit")
@@ -29,6 +33,7 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     loaded model (tests, multi-suite scripts); otherwise it is built from ``cfg["model"]``.
     """
     validate(cfg)
+    executor_name(cfg)
     t_start = time.perf_counter()
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -43,8 +48,28 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     check_capabilities(specs, chat, caps, backend_name(cfg["model"]))
     tasks = build_task_plans(specs, root, cfg.get("limit"))
 
-    backend = backend or build_backend(cfg["model"])
-    plan = plan_requests(tasks, chat, backend, cfg["seed"])
-    answer_plan(plan, backend, run_dir, cfg)
+    count, index = shard_settings(cfg)
+    if executor_name(cfg) == "ray":
+        from evalkit.runner.ray_executor import answer_with_ray
+
+        plan = answer_with_ray(tasks, chat, run_dir, cfg)
+    else:
+        backend = backend or build_backend(cfg["model"])
+        plan = plan_requests(tasks, chat, backend, cfg["seed"])
+        save_plan(plan, run_dir)
+        if index is not None:
+            answer_shard(plan, backend, run_dir, cfg, count, index)
+            return run_dir  # scored once, by `evalkit merge`
+        answer_plan(plan, backend, run_dir, cfg)
     score_run(plan, run_dir, cfg, root, wall_start=t_start)
     return run_dir
+
+
+def executor_name(cfg: dict[str, Any]) -> str:
+    """``executor.name`` checked: local or ray (shard mode is for the local executor)."""
+    name = (cfg.get("executor") or {}).get("name", "local")
+    if name not in ("local", "ray"):
+        raise ConfigError(f"executor={name}: no such executor; choose one of: local, ray")
+    if name == "ray" and shard_settings(cfg)[1] is not None:
+        raise ConfigError("shard.index is for executor=local (one process per shard); drop it to let Ray spread the shards")
+    return str(name)

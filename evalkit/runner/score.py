@@ -18,10 +18,10 @@ from evalkit.errors import EvalkitError
 from evalkit.files import atomic_write_json, atomic_write_jsonl, read_json
 from evalkit.judges import run_judge
 from evalkit.metrics import METRICS, compute_metrics
-from evalkit.runner.cache import RequestCache
+from evalkit.runner.cachedir import CacheSet
 from evalkit.runner.plan import Plan, TaskPlan, chat_settings
 from evalkit.runner.records import build_record
-from evalkit.rundir import ANSWER, CACHE, RESULTS, SAMPLES, config_hash
+from evalkit.rundir import ANSWER, RESULTS, SAMPLES, config_hash
 
 log = logging.getLogger("evalkit")
 
@@ -37,7 +37,7 @@ def score_run(plan: Plan, run_dir: Path, cfg: dict[str, Any], data_root: Path | 
     if not meta_path.exists():
         raise EvalkitError(f"{run_dir} has no {ANSWER}: its requests were never answered; rerun its command")
     meta = read_json(meta_path)
-    cache = RequestCache(run_dir / CACHE)
+    cache = CacheSet(run_dir)
     answers = cache.load(request_key(r) for t in plan.tasks for reqs in t.requests for r in reqs)
     cache.close()
     missing = len(plan.unique) - len(answers)
