@@ -136,10 +136,11 @@ def answer_with_ray(tasks: list[TaskPlan], chat: ChatSettings, run_dir: Path, cf
             ray.kill(a)
         if started:
             ray.shutdown()
-    meta = merge_metas(metas, plan)
+    # A worker lost before finishing any shard answered nothing to merge, but is counted.
+    meta = merge_metas({n: m for n, m in metas.items() if m["model"] is not None}, plan)
     meta["model"]["label"] = cfg["model"].get("name")
-    for name, m in metas.items():
-        meta["workers"][name].update({k: m[k] for k in ("node", "shards", "lost")})
+    for name in meta["workers"]:
+        meta["workers"][name].update({k: metas[name][k] for k in ("node", "shards", "lost")})
     meta["workers_lost"] = sum(1 for m in metas.values() if m["lost"])
     meta["shards_reassigned"] = sum(m["reassigned"] for m in metas.values())
     atomic_write_json(run_dir / ANSWER, meta)
@@ -186,7 +187,7 @@ def _pull_loop(plan: Plan, shards: list[Shard], actors: dict[str, Any], infos: d
             idle.append(name)
             if on_shard_done:
                 on_shard_done(name, {n: infos[n] for n in alive})
-    return {n: m for n, m in metas.items() if m["model"] is not None}
+    return metas
 
 
 def _add(meta: dict[str, Any], stats: dict[str, Any]) -> None:
