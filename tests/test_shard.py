@@ -83,3 +83,9 @@ def test_shard_settings_are_checked_in_one_line():
         shard_settings({"shard": {"count": 3, "index": 3}})
     with pytest.raises(ConfigError, match=r"shard\.count"):
         make_shards(None, 0)  # type: ignore[arg-type]
+
+
+def test_a_queue_of_many_shards_cuts_groups_only_for_the_workers(tmp_path):
+    plan = _plan(tmp_path, "suite=smoke", tasks={"hellaswag": {"limit": 30}})
+    shards = make_shards(plan, 8, cut_share=1)
+    assert sum(1 for s in shards if s.keys) == 1  # one group, one worker: never cut

@@ -129,7 +129,7 @@ def answer_with_ray(tasks: list[TaskPlan], chat: ChatSettings, run_dir: Path, cf
             task.requests = reqs
         plan = index_requests(tasks)
         save_plan(plan, run_dir)
-        shards = [s for s in make_shards(plan, ex["workers"] * ex["shards_per_worker"]) if s.keys]
+        shards = [s for s in make_shards(plan, ex["workers"] * ex["shards_per_worker"], cut_share=ex["workers"]) if s.keys]
         metas = _pull_loop(plan, shards, actors, infos, cfg.get("progress", True), on_shard_done)
     finally:
         for a in actors.values():

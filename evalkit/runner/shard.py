@@ -111,11 +111,16 @@ def _pieces(groups: dict[str, list[_Unit]], count: int) -> list[tuple[float, str
     return pieces
 
 
-def make_shards(plan: Plan, count: int) -> list[Shard]:
-    """``count`` shards covering every unique request of ``plan`` exactly once."""
+def make_shards(plan: Plan, count: int, cut_share: int | None = None) -> list[Shard]:
+    """``count`` shards covering every unique request of ``plan`` exactly once.
+
+    A group is cut only when it exceeds ``1/cut_share`` of the work (default ``count``):
+    a pull queue with more shards than workers (Ray) passes the worker count, so queue
+    granularity never costs prefix sharing.
+    """
     if count < 1:
         raise ConfigError(f"shard.count must be a positive integer (got {count!r})")
-    pieces = _pieces(_units_by_group(plan), count)
+    pieces = _pieces(_units_by_group(plan), min(count, cut_share or count))
     # Longest piece first onto the lightest shard; ties broken by plan order, so the
     # result is a function of the plan alone.
     pieces.sort(key=lambda p: (-p[0], p[2][0].order))
