@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from evalkit import secrets
 from evalkit.errors import EvalkitError
 
 _SUBCOMMANDS = ("report", "tasks", "compare")
@@ -18,6 +19,7 @@ _SUBCOMMANDS = ("report", "tasks", "compare")
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    secrets.install()
     try:
         if argv and argv[0] == "report":
             from evalkit.cli.report import report_main
@@ -35,5 +37,5 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_main(argv)
     except EvalkitError as e:
-        print(f"evalkit: error: {e}", file=sys.stderr)
+        print(secrets.error_line(e), file=sys.stderr)
         return 2

@@ -46,20 +46,25 @@ def run_main(argv: list[str]) -> int:
 
 
 def _run_job(cfg) -> None:
+    from evalkit import secrets
     from evalkit.config import to_dict
     from evalkit.runner.run import run
+    from evalkit.runner.storage import storage_errors
 
     logging.getLogger("evalkit").setLevel(logging.INFO)
     try:
         plain = to_dict(cfg)
-        run_dir = run(plain)
+        secrets.install(plain)  # after Hydra set up logging: its handlers get the filter too
+        with storage_errors():
+            run_dir = run(plain)
         _print_summary(run_dir)
         if plain.get("report", True):
             from evalkit.report.build import write_report
 
-            print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
+            with storage_errors():
+                print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
     except EvalkitError as e:
-        print(f"evalkit: error: {e}", file=sys.stderr)
+        print(secrets.error_line(e), file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         # Before any request was answered (loading, building prompts): nothing to save.

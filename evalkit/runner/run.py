@@ -26,6 +26,7 @@ from evalkit.files import atomic_write_json, atomic_write_jsonl, atomic_write_te
 from evalkit.judges import check_judge, run_judge
 from evalkit.metrics import compute_metrics
 from evalkit.runner.cache import RequestCache
+from evalkit.runner.lock import RunLock
 from evalkit.runner.prompting import ChatSettings, sample_requests
 from evalkit.runner.records import build_record
 from evalkit.rundir import CACHE, CONFIG, RESULTS, SAMPLES, config_hash, run_dir_for
@@ -58,6 +59,12 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     t_start = time.perf_counter()
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # One writer per folder, for the whole run (released on return, error or Ctrl-C).
+    with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False))):
+        return _run_locked(cfg, backend, run_dir, t_start)
+
+
+def _run_locked(cfg: dict[str, Any], backend: Backend | None, run_dir: Path, t_start: float) -> Path:
     atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     root = resolve_data_root(cfg.get("data_root"))
     log.info("run folder: %s", run_dir)
