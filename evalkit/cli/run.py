@@ -76,8 +76,14 @@ def _print_summary(run_dir: Path) -> None:
     from evalkit.report.table import card_frame
     from evalkit.rundir import load_results
 
-    frame = card_frame([load_results(run_dir)])
+    res = load_results(run_dir)
+    frame = card_frame([res])
     print(frame.to_string(index=False))
+    for name, tr in res["tasks"].items():
+        cut = tr.get("truncated") or {}
+        if cut.get("requests"):
+            print(f"warning: {name}: {cut['requests']} request(s) in {cut['items']} of {tr['n']} items were longer than "
+                  "the model's window and were cut from the left (see results.json tasks.*.truncated)")
     print("(percent; ± is the half-width of the 95% interval, 1.96 standard errors; per-task stderr in results.json)")
     print(f"run folder: {run_dir}")
 

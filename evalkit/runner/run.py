@@ -28,7 +28,7 @@ from evalkit.metrics import compute_metrics
 from evalkit.runner.cache import RequestCache
 from evalkit.runner.lock import RunLock
 from evalkit.runner.prompting import ChatSettings, sample_requests
-from evalkit.runner.records import build_record
+from evalkit.runner.records import build_record, truncation_counts
 from evalkit.rundir import CACHE, CONFIG, RESULTS, SAMPLES, config_hash, run_dir_for
 from evalkit.tasks import Sample, TaskSpec, build_samples, load_task
 from evalkit.tasks.data import fingerprint_docs
@@ -192,6 +192,7 @@ def _score_task(plan: TaskPlan, answers: dict, run_dir: Path, cfg: dict[str, Any
             for name, r in metrics.items()
         },
         "n": len(records),
+        "truncated": truncation_counts(records),  # prompts cut from the left to fit the window
         "fewshot": {"n": spec.fewshot["n"], "shared": spec.fewshot["shared"], "select": spec.fewshot["select"],
                     "seed": spec.fewshot["seed"], "ids": plan.data.get("fewshot_ids", [])},
         "data": {"fingerprint": plan.data["fingerprint"], "n_available": plan.data["n_docs"]},

@@ -21,6 +21,8 @@ without changing any number:
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import inspect
 import logging
@@ -178,13 +180,16 @@ class HFBackend(Backend):
     def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> Iterator[tuple[int, LoglikelihoodResult]]:
         """Score token-level (context, continuation) pairs; yields per pair."""
         rows = []
+        dropped = []  # tokens cut from the left of each pair, reported on its result
         for ctx, cont in pairs:
             whole = (ctx + cont)[-(self.max_length + 1) :]
+            dropped.append(len(ctx) + len(cont) - len(whole))
             rows.append((whole[:-1], whole[len(whole) - len(cont) :]))
         lengths = [len(inp) for inp, _ in rows]
         batches = plan_batches(lengths, self.max_batch_tokens, self.batch_size)
         for batch, results in run_batches(batches, lambda b: self._forward_ll([rows[i] for i in b]), self._on_oom):
-            yield from zip(batch, results)
+            for i, res in zip(batch, results):
+                yield i, dataclasses.replace(res, truncated=dropped[i]) if dropped[i] else res
 
     def _forward_ll(self, rows: list[tuple[list[int], list[int]]]) -> list[LoglikelihoodResult]:
         import torch
@@ -256,11 +261,13 @@ class HFBackend(Backend):
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, GenerateResult]]:
         # Expand n samples into rows; a request is answered once all its rows finish.
         rows: list[tuple[int, int, list[int]]] = []
+        cut = [0] * len(requests)  # context tokens dropped from the left, per request
         for i, req in enumerate(requests):
             ctx = self.encoder.encode(req.context)
             room = self.max_length - req.max_new_tokens
             if len(ctx) > room:
                 self.stats.extra["truncated_contexts"] = self.stats.extra.get("truncated_contexts", 0) + 1
+                cut[i] = len(ctx) - max(room, 1)
                 ctx = ctx[-max(room, 1) :]
             for s in range(req.n):
                 rows.append((i, s, ctx))
@@ -288,7 +295,7 @@ class HFBackend(Backend):
                     ntok[i][s] = n
                     self.stats.generated_tokens += n
                     if all(t is not None for t in texts[i]):
-                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]))  # type: ignore[arg-type]
+                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]), cut[i])  # type: ignore[arg-type]
 
     def _generate_rows(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
         return generate_batch(self, [specs[j] for j in batch], prefix)
