@@ -112,21 +112,25 @@ class Perspective(Scorer):
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             # A refused or dropped connection, a timeout, or a reply that is not HTTP at all.
             reason = getattr(e, "reason", e)
-            return 0, secrets.redact(f"network error: {type(reason).__name__}: {str(reason)[:200]}"), None
+            text = " ".join(secrets.redact(str(reason)).split())[:200]
+            return 0, f"network error: {type(reason).__name__}: {text}", None
 
     def _parse(self, body: str) -> float:
         try:
             return float(json.loads(body)["attributeScores"][self.attribute]["summaryScore"]["value"])
         except (ValueError, KeyError, TypeError):
-            raise ScorerError(secrets.redact(f"Perspective API answered without a {self.attribute} score: "
-                                             f"{body[:200]!r}")) from None
+            # Redact before cutting: a cut can leave a prefix of the key that no longer matches.
+            raise ScorerError(f"Perspective API answered without a {self.attribute} score: "
+                              f"{secrets.redact(body)[:200]!r}") from None
 
 
 def _message(body: str) -> str:
+    """The error text of an answer, on one line (a server's page may be long and multi-line)."""
     try:
-        return str(json.loads(body)["error"]["message"])[:300]
+        text = str(json.loads(body)["error"]["message"])
     except (ValueError, KeyError, TypeError):
-        return body[:300]
+        text = body
+    return " ".join(secrets.redact(text).split())[:300]
 
 
 def _retry_after(value: str | None) -> float | None:
