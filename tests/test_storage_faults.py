@@ -41,10 +41,10 @@ def _needs_mounts():
 
 
 def test_disk_full_is_one_line_and_the_run_resumes(tmp_path):
-    # 64 KiB: config, lock and database fit; the write-ahead log fills up after a few answers.
+    # 96 KiB: config, lock and database fit; the write-ahead log fills up after a few answers.
     script = """
     set -u; D=$T/disk; mkdir -p $D
-    mount -t tmpfs -o size=64k tmpfs $D
+    mount -t tmpfs -o size=96k tmpfs $D
     eval "$PY -m evalkit.cli output_dir=$D $ARGS" >$T/out1 2>$T/err1; echo $? >$T/rc1
     mount -o remount,size=64m $D
     eval "$PY -m evalkit.cli output_dir=$D $ARGS" >$T/out2 2>$T/err2; echo $? >$T/rc2
