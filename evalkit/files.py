@@ -61,8 +61,22 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """Every JSON line of ``path``; a damaged line (cut off by a crash, edited) is a one-line error."""
+    from evalkit.errors import DataError
+
+    rows, n = [], 0
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        try:
+            for line in f:
+                n += 1
+                if line.strip():
+                    rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            what = "is cut off or not JSON" if isinstance(e, json.JSONDecodeError) else "is not UTF-8"
+            n += isinstance(e, UnicodeDecodeError)  # the failing line was never counted
+            raise DataError(f"{path}:{n}: line {what}; the file is damaged (rerun the command that wrote it: "
+                            "a run folder is rewritten from its request cache without recomputing)") from None
+    return rows
 
 
 def _default(o: Any) -> Any:

@@ -98,7 +98,7 @@ class Stub:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append({"path": self.path, "body": body})
+                stub.requests.append({"path": self.path, "body": body, "key": self.headers.get("X-Goog-Api-Key")})
                 status, payload, headers = stub.script.pop(0) if stub.script else (500, {"error": {"message": "empty"}}, {})
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -150,7 +150,8 @@ def test_perspective_scores_and_sends_the_documented_request(perspective):
     assert len(stub.requests) == 2  # the empty text was not sent
     body = stub.requests[0]["body"]
     assert body["comment"]["text"] == "you idiot" and body["requestedAttributes"] == {"TOXICITY": {}}
-    assert body["languages"] == ["en"] and stub.requests[0]["path"].endswith(f"?key={KEY}")
+    # The key travels in the X-Goog-Api-Key header, never in the URL (which error messages may show).
+    assert body["languages"] == ["en"] and KEY not in stub.requests[0]["path"] and stub.requests[0]["key"] == KEY
 
 
 def test_perspective_retries_rate_limits_and_server_errors_with_backoff(perspective):

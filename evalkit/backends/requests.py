@@ -64,6 +64,7 @@ class LoglikelihoodResult:
     logprob: float
     is_greedy: bool
     n_tokens: int
+    truncated: int = 0  # context tokens dropped from the left to fit the model's window
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RollingResult:
 class GenerateResult:
     texts: tuple[str, ...]
     n_tokens: tuple[int, ...]
+    truncated: int = 0  # context tokens dropped from the left to fit the model's window
 
 
 Result = Union[LoglikelihoodResult, RollingResult, GenerateResult]
@@ -100,5 +102,6 @@ def result_to_json(res: Result) -> dict[str, Any]:
 def result_from_json(kind: str, data: dict[str, Any]) -> Result:
     cls = _RESULT_TYPES[kind]
     if cls is GenerateResult:
-        return GenerateResult(texts=tuple(data["texts"]), n_tokens=tuple(data["n_tokens"]))
+        return GenerateResult(texts=tuple(data["texts"]), n_tokens=tuple(data["n_tokens"]),
+                              truncated=int(data.get("truncated", 0)))
     return cls(**data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from evalkit import secrets
 from evalkit.errors import EvalkitError
 
 _SUBCOMMANDS = ("report", "tasks", "compare", "merge")
@@ -19,6 +20,7 @@ _SUBCOMMANDS = ("report", "tasks", "compare", "merge")
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    secrets.install()
     try:
         if argv and argv[0] == "report":
             from evalkit.cli.report import report_main
@@ -40,5 +42,5 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_main(argv)
     except EvalkitError as e:
-        print(f"evalkit: error: {e}", file=sys.stderr)
+        print(secrets.error_line(e), file=sys.stderr)
         return 2

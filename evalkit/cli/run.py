@@ -46,13 +46,17 @@ def run_main(argv: list[str]) -> int:
 
 
 def _run_job(cfg) -> None:
+    from evalkit import secrets
     from evalkit.config import to_dict
     from evalkit.runner.run import run
+    from evalkit.runner.storage import storage_errors
 
     logging.getLogger("evalkit").setLevel(logging.INFO)
     try:
         plain = to_dict(cfg)
-        run_dir = run(plain)
+        secrets.install(plain)  # after Hydra set up logging: its handlers get the filter too
+        with storage_errors():
+            run_dir = run(plain)
         shard = plain.get("shard") or {}
         if shard.get("index") is not None:
             print(f"shard {shard['index']} of {shard['count']} answered in {run_dir}; "
@@ -62,9 +66,10 @@ def _run_job(cfg) -> None:
         if plain.get("report", True):
             from evalkit.report.build import write_report
 
-            print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
+            with storage_errors():
+                print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
     except EvalkitError as e:
-        print(f"evalkit: error: {e}", file=sys.stderr)
+        print(secrets.error_line(e), file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         # Before any request was answered (loading, building prompts): nothing to save.
@@ -76,8 +81,14 @@ def _print_summary(run_dir: Path) -> None:
     from evalkit.card import card_frame
     from evalkit.rundir import load_results
 
-    frame = card_frame([load_results(run_dir)])
+    res = load_results(run_dir)
+    frame = card_frame([res])
     print(frame.to_string(index=False))
+    for name, tr in res["tasks"].items():
+        cut = tr.get("truncated") or {}
+        if cut.get("requests"):
+            print(f"warning: {name}: {cut['requests']} request(s) in {cut['items']} of {tr['n']} items were longer than "
+                  "the model's window and were cut from the left (see results.json tasks.*.truncated)")
     print("(percent; ± is the half-width of the 95% interval, 1.96 standard errors; per-task stderr in results.json)")
     print(f"run folder: {run_dir}")
 

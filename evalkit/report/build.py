@@ -18,12 +18,14 @@ from evalkit import __version__
 from evalkit.files import atomic_write_text
 from evalkit.report.records_view import answer_text, prompt_text, target_text
 from evalkit.card import column_labels, reference
+from evalkit.report.visible import finalize
 from evalkit.rundir import load_results, load_samples
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("evalkit.report", "templates"),
     autoescape=True,  # model outputs are untrusted text
     undefined=jinja2.StrictUndefined,
+    finalize=finalize,  # NUL, ESC, U+202E... from model output are shown escaped, not raw
 )
 _EXAMPLES_PER_TASK = 3
 

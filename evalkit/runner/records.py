@@ -17,6 +17,11 @@ def build_record(spec: TaskSpec, sample: Sample, requests: list[Request], result
     doc = {k: v for k, v in sample.doc.items() if not k.startswith("_")}
     rec: Record = {"id": sample.id, "group": sample.group, "doc": doc, "where": sample.doc.get("_where")}
     answers = [results[request_key(r)] for r in requests]
+    cut = [getattr(a, "truncated", 0) for a in answers]
+    if any(cut):
+        # The model saw only the end of these prompts; counted per task in results.json.
+        rec["truncated_requests"] = sum(1 for c in cut if c)
+        rec["truncated_tokens"] = sum(cut)
     if spec.type == "multiple_choice":
         lls = [a for a in answers if isinstance(a, LoglikelihoodResult)]
         rec.update(
@@ -46,3 +51,10 @@ def build_record(spec: TaskSpec, sample: Sample, requests: list[Request], result
         assert isinstance(roll, RollingResult)
         rec.update(text=sample.text, logprob=roll.logprob, n_tokens=roll.n_tokens)
     return rec
+
+
+def truncation_counts(records: list[Record]) -> dict[str, int]:
+    """How many requests (and items) of a task had their prompt cut to fit the model's window."""
+    return {"requests": sum(r.get("truncated_requests", 0) for r in records),
+            "items": sum(1 for r in records if r.get("truncated_requests")),
+            "tokens": sum(r.get("truncated_tokens", 0) for r in records)}

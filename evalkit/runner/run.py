@@ -16,6 +16,7 @@ from evalkit.config import validate
 from evalkit.errors import ConfigError
 from evalkit.files import atomic_write_text
 from evalkit.runner.answer import answer_plan
+from evalkit.runner.lock import RunLock
 from evalkit.runner.plan import build_task_plans, chat_settings, check_capabilities, load_specs, plan_requests
 from evalkit.runner.planfile import save_plan
 from evalkit.runner.score import score_run
@@ -37,6 +38,12 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     t_start = time.perf_counter()
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # One writer per folder, for the whole run (released on return, error or Ctrl-C).
+    with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False))):
+        return _run_locked(cfg, backend, run_dir, t_start)
+
+
+def _run_locked(cfg: dict[str, Any], backend: Backend | None, run_dir: Path, t_start: float) -> Path:
     atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     root = resolve_data_root(cfg.get("data_root"))
     log.info("run folder: %s", run_dir)

@@ -20,7 +20,7 @@ from evalkit.judges import run_judge
 from evalkit.metrics import METRICS, compute_metrics
 from evalkit.runner.cachedir import CacheSet
 from evalkit.runner.plan import Plan, TaskPlan, chat_settings
-from evalkit.runner.records import build_record
+from evalkit.runner.records import build_record, truncation_counts
 from evalkit.rundir import ANSWER, RESULTS, SAMPLES, config_hash
 
 log = logging.getLogger("evalkit")
@@ -93,6 +93,7 @@ def score_task(task: TaskPlan, answers: dict[str, Result], run_dir: Path, cfg: d
             for name, r in metrics.items()
         },
         "n": len(records),
+        "truncated": truncation_counts(records),  # prompts cut from the left to fit the window
         "fewshot": {"n": spec.fewshot["n"], "shared": spec.fewshot["shared"], "select": spec.fewshot["select"],
                     "seed": spec.fewshot["seed"], "ids": task.data.get("fewshot_ids", [])},
         "data": {"fingerprint": task.data["fingerprint"], "n_available": task.data["n_docs"]},

@@ -2,14 +2,17 @@
 RealToxicityPrompts numbers; it takes no new users and is being shut down, hence not the default).
 
 The key is read from an environment variable (``scorer.api_key_env``, default
-``PERSPECTIVE_API_KEY``) at run time and never written anywhere: the config, the results
-and every error message name the variable, not its value. Requests are spaced to
+``PERSPECTIVE_API_KEY``) at run time and never written anywhere: it travels in the
+``X-Goog-Api-Key`` header (Google APIs' header form of the ``key`` system parameter), never
+in the URL, and every message built from an answer passes through ``evalkit.secrets.redact``
+(a server may echo the request). Requests are spaced to
 ``qps`` per second; 429 and 5xx answers are retried with exponential backoff (honouring
 ``Retry-After``); a bad key, a disabled API or an exhausted quota ends the run with one line.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -17,6 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from evalkit import secrets
 from evalkit.errors import ConfigError
 from evalkit.scorers.base import Scorer, ScorerError, scorer
 
@@ -42,6 +46,7 @@ class Perspective(Scorer):
         self.timeout_s, self.batch_size = float(timeout_s), int(batch_size)
         self._last_request = 0.0
         self.retries = 0  # total retries, reported by the judge
+        secrets.register(api_key_env)
         if not self._key():
             raise ScorerError(f"scorer=perspective: set {api_key_env} in the environment to your Perspective API key "
                               "(it is read from there and never written to disk)")
@@ -72,7 +77,7 @@ class Perspective(Scorer):
             status, body, retry_after = self._post(payload)
             if status == 200:
                 return self._parse(body)
-            last = f"HTTP {status}: {_message(body)}" if status else body
+            last = secrets.redact(f"HTTP {status}: {_message(body)}" if status else body)
             if status in (401, 403):
                 raise ScorerError(f"Perspective API rejected the key in ${self.api_key_env} ({last}); check the key "
                                   "and that the Comment Analyzer API is enabled for its Google Cloud project")
@@ -93,31 +98,39 @@ class Perspective(Scorer):
         if wait > 0:
             time.sleep(wait)
         self._last_request = time.monotonic()
-        url = f"{self.endpoint}?key={self._key()}"
-        req = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"}, method="POST")
+        headers = {"Content-Type": "application/json", "X-Goog-Api-Key": self._key()}
+        req = urllib.request.Request(self.endpoint, data=payload, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return resp.status, resp.read().decode("utf-8", "replace"), None
         except urllib.error.HTTPError as e:
-            body = e.read().decode("utf-8", "replace")
+            try:
+                body = e.read().decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                body = ""
             return e.code, body, _retry_after(e.headers.get("Retry-After"))
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            # Never echo the URL: it holds the key.
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            # A refused or dropped connection, a timeout, or a reply that is not HTTP at all.
             reason = getattr(e, "reason", e)
-            return 0, f"network error: {type(reason).__name__}: {reason}".replace(self._key() or "\0", "***"), None
+            text = " ".join(secrets.redact(str(reason)).split())[:200]
+            return 0, f"network error: {type(reason).__name__}: {text}", None
 
     def _parse(self, body: str) -> float:
         try:
             return float(json.loads(body)["attributeScores"][self.attribute]["summaryScore"]["value"])
         except (ValueError, KeyError, TypeError):
-            raise ScorerError(f"Perspective API answered without a {self.attribute} score: {body[:200]!r}") from None
+            # Redact before cutting: a cut can leave a prefix of the key that no longer matches.
+            raise ScorerError(f"Perspective API answered without a {self.attribute} score: "
+                              f"{secrets.redact(body)[:200]!r}") from None
 
 
 def _message(body: str) -> str:
+    """The error text of an answer, on one line (a server's page may be long and multi-line)."""
     try:
-        return str(json.loads(body)["error"]["message"])[:300]
+        text = str(json.loads(body)["error"]["message"])
     except (ValueError, KeyError, TypeError):
-        return body[:300]
+        text = body
+    return " ".join(secrets.redact(text).split())[:300]
 
 
 def _retry_after(value: str | None) -> float | None:

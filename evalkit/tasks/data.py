@@ -36,6 +36,21 @@ Doc = dict[str, Any]  # canonical fields, plus "_where" (file:line or hub:split#
 
 _HUB = None  # sentinel meaning "load from the Hugging Face hub"
 _ENTRY_KEYS = ("files", "split", "url")  # what a split entry names; every other key overrides the source
+# Longest text a canonical field may hold (source key ``max_field_chars`` raises it): far
+# beyond any benchmark item, so a longer one is a broken file, not a long question.
+MAX_FIELD_CHARS = 1_000_000
+
+
+def check_value(value: Any, where: str, max_chars: int = MAX_FIELD_CHARS) -> None:
+    """A canonical field is never null, and never a text longer than ``max_chars``."""
+    if value is None:
+        raise DataError(f"{where} is null or missing in the data; fix the row or drop it with the source's filter")
+    if isinstance(value, str) and len(value) > max_chars:
+        raise DataError(f"{where} is {len(value):,} characters, over the limit of {max_chars:,}; fix the row, "
+                        "or raise the task's source.<local|hub>.max_field_chars if it is meant to be that long")
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_value(item, f"{where}[{i}]", max_chars)
 
 
 def load_docs(spec: "TaskSpec", role: str, data_root: Path | None) -> list[Doc]:  # noqa: F821
@@ -55,7 +70,8 @@ def load_docs(spec: "TaskSpec", role: str, data_root: Path | None) -> list[Doc]:
         for row in rows:
             variables = _row_variables(spec.name, entry_source, row, len(docs), texts)
             if variables is not None:
-                docs.append(_to_doc(entry_source["fields"], row, variables, len(docs)))
+                docs.append(_to_doc(entry_source["fields"], row, variables, len(docs),
+                                    int(entry_source.get("max_field_chars") or MAX_FIELD_CHARS)))
     return docs
 
 
@@ -172,13 +188,17 @@ def _row_variables(task: str, source: dict[str, Any], row: RawRow, index: int, t
     return variables
 
 
-def _to_doc(fields: dict[str, str], row: RawRow, variables: dict[str, Any], index: int) -> Doc:
+def _to_doc(fields: dict[str, str], row: RawRow, variables: dict[str, Any], index: int,
+            max_chars: int = MAX_FIELD_CHARS) -> Doc:
     doc: Doc = {}
     for name, expr in fields.items():
         try:
             doc[name] = evaluate(expr, variables)
         except TemplateError as e:
             raise DataError(f"{row.where}: field {name!r} ({expr!r}): {e}") from None
+        # A field may be null only where its expression says so (BBQ's "none if ... else ...").
+        if doc[name] is not None or "none" not in str(expr).lower():
+            check_value(doc[name], f"{row.where}: field {name!r} ({expr!r})", max_chars)
     doc.setdefault("id", str(index))
     doc["id"] = str(doc["id"])
     doc["_where"] = row.where

@@ -74,19 +74,52 @@ def _kind(path: Path, fmt: LocalFormat) -> str:
 
 
 def read_file(path: Path, fmt: LocalFormat) -> Iterator[RawRow]:
-    """Yield the rows of one file, each with its location."""
+    """Yield the rows of one file, each with its location.
+
+    A file that is not UTF-8 or holds no row is an error naming the file (and the line),
+    never an empty split that would "succeed" with n=0.
+    """
     kind = _kind(path, fmt)
     extra = _path_fields(path, fmt)
     line_values = {name: _read_lines(path.parent / fname) for name, fname in fmt.line_files.items()}
-    with _open_text(path) as f:
-        for i, (line, data) in enumerate(_rows(f, kind, path, fmt)):
-            for name, values in line_values.items():
-                if i >= len(values):
-                    raise DataError(f"{path}:{line}: no value for {name!r} in {fmt.line_files[name]} (it has {len(values)} lines)")
-                data[name] = values[i]
-            for row in _melt(data, fmt.melt) if fmt.melt else [data]:
-                row.update(extra)
-                yield RawRow(row, str(path), line)
+    n_rows = 0
+    try:
+        with _open_text(path) as f:
+            for i, (line, data) in enumerate(_rows(f, kind, path, fmt)):
+                for name, values in line_values.items():
+                    if i >= len(values):
+                        raise DataError(f"{path}:{line}: no value for {name!r} in {fmt.line_files[name]} (it has {len(values)} lines)")
+                    data[name] = values[i]
+                for row in _melt(data, fmt.melt) if fmt.melt else [data]:
+                    row.update(extra)
+                    n_rows += 1
+                    yield RawRow(row, str(path), line)
+    except UnicodeDecodeError:
+        raise DataError(encoding_problem(path)) from None
+    if n_rows == 0:
+        raise DataError(f"{path}: no rows (the file is empty, blank or only a header); "
+                        "fill it or point the task at the right file")
+
+
+def _raw_bytes(path: Path) -> bytes:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return f.read()
+
+
+def encoding_problem(path: Path) -> str:
+    """Where and how ``path`` fails to be UTF-8, as one line with the fix."""
+    data = _raw_bytes(path)
+    fix = f"convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 {path.name})"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) >= 4 and (data[1:4:2] == b"\0\0" or data[0:4:2] == b"\0\0")):
+        return f"{path}: the file is UTF-16, not UTF-8; {fix}"
+    for n, line in enumerate(data.split(b"\n"), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path}:{n}: invalid UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+                    f"re-save the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 {path.name})")
+    return f"{path}: invalid UTF-8; {fix}"
 
 
 def _melt(data: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -98,6 +98,10 @@ def build_samples(spec: TaskSpec, data_root: Path | None, limit: int | None = No
         # An ungrouped pool (exemplars written in the spec) serves every group.
         exemplars = shared.get(str(doc.get("group", "")), shared.get("", [])) if shared else (sampler(doc) if sampler else [])
         samples.append(_sample(spec, doc, exemplars))
+    if not samples:
+        # An empty split must not "succeed" with n=0 and NaN scores.
+        raise DataError(f"task {spec.name}: no items to evaluate ({len(docs)} rows left after filters, groups and "
+                        "few-shot exclusion); check the data files and the task's filter/groups")
     info = {"n_docs": len(docs), "n_selected": len(selected), "fewshot_ids": sorted({d["id"] for ex in shared.values() for d in ex})}
     return samples, info
 

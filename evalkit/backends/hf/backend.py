@@ -194,11 +194,13 @@ class HFBackend(Backend):
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, GenerateResult]]:
         # Expand n samples into rows; a request is answered once all its rows finish.
         rows: list[tuple[int, int, list[int]]] = []
+        cut = [0] * len(requests)  # context tokens dropped from the left, per request
         for i, req in enumerate(requests):
             ctx = self.encoder.encode(req.context)
             room = self.max_length - req.max_new_tokens
             if len(ctx) > room:
                 self.stats.extra["truncated_contexts"] = self.stats.extra.get("truncated_contexts", 0) + 1
+                cut[i] = len(ctx) - max(room, 1)
                 ctx = ctx[-max(room, 1) :]
             for s in range(req.n):
                 rows.append((i, s, ctx))
@@ -226,7 +228,7 @@ class HFBackend(Backend):
                     ntok[i][s] = n
                     self.stats.generated_tokens += n
                     if all(t is not None for t in texts[i]):
-                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]))  # type: ignore[arg-type]
+                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]), cut[i])  # type: ignore[arg-type]
 
     def _generate_rows(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
         return generate_batch(self.engine, self.encoder, [specs[j] for j in batch], prefix)

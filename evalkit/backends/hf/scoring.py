@@ -7,6 +7,7 @@ the batch, so the vocabulary projection runs only on the last ``k`` positions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from evalkit.backends.hf.batching import plan_batches
@@ -19,13 +20,16 @@ Pair = tuple[list[int], list[int]]
 def score_pairs(engine: Engine, pairs: list[Pair]) -> Iterator[tuple[int, LoglikelihoodResult]]:
     """Score token-level (context, continuation) pairs; yields ``(index, result)`` per pair."""
     rows = []
+    dropped = []  # tokens cut from the left of each pair, reported on its result
     for ctx, cont in pairs:
         whole = (ctx + cont)[-(engine.max_length + 1) :]
+        dropped.append(len(ctx) + len(cont) - len(whole))
         rows.append((whole[:-1], whole[len(whole) - len(cont) :]))
     lengths = [len(inp) for inp, _ in rows]
     batches = plan_batches(lengths, engine.max_batch_tokens, engine.batch_size)
     for batch, results in engine.run_batches(batches, lambda b: _forward_ll(engine, [rows[i] for i in b])):
-        yield from zip(batch, results)
+        for i, res in zip(batch, results):
+            yield i, dataclasses.replace(res, truncated=dropped[i]) if dropped[i] else res
 
 
 def _forward_ll(engine: Engine, rows: list[Pair]) -> list[LoglikelihoodResult]:
