@@ -55,8 +55,6 @@ def main() -> None:
         os._exit(125)
     if cfg.get("chroot"):
         reap_as_init()
-    elif cfg.get("supervise"):
-        supervise()
     run(source, token, cfg["done_fd"])
 
 
@@ -80,22 +78,19 @@ def reap_as_init() -> None:
             os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
-def supervise() -> None:
-    """Fork the program and stay its supervisor; returns in the child.
+def supervise(libc) -> int:
+    """Fork the program and stay its supervisor; returns the supervisor's pid in the child.
 
     As a child subreaper this process inherits every orphan of the program's tree, so
     its descendants are the whole tree. It kills them all when the program's first
-    process ends, and when the harness dies (the parent-death signal, SIGTERM here).
+    process ends, and when the harness dies (the parent-death signal, SIGTERM here). It
+    forks before the uid drop: as root it keeps its uid, so the program cannot kill it.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     me = os.getpid()
     child = os.fork()
     if child == 0:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # cleared by fork
-        if os.getppid() != me:
-            os._exit(137)
-        return
+        return me
 
     def end(status: int) -> None:
         for _ in range(100):
@@ -146,6 +141,11 @@ def setup(cfg, parent: int) -> tuple[str, str]:
     token = sys.stdin.readline().strip()
     source = sys.stdin.read()
     libc = ctypes.CDLL(None, use_errno=True)
+    if cfg.get("supervise"):
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            raise OSError("the harness is gone")
+        parent = supervise(libc)
     if cfg.get("chroot"):
         enter_root(libc, cfg["chroot"])
     if cfg.get("uid") is not None:
@@ -154,9 +154,9 @@ def setup(cfg, parent: int) -> tuple[str, str]:
         os.setuid(cfg["uid"])
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-    # Changing uid cleared the parent-death signal the harness set: set it again, and
-    # leave at once if the parent is already gone.
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM if cfg.get("supervise") else signal.SIGKILL, 0, 0, 0)
+    # Changing uid (or forking) cleared the parent-death signal: set it again, and leave
+    # at once if the parent is already gone.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         raise OSError("the harness is gone")
     os.chdir(cfg["cwd"])
