@@ -54,6 +54,25 @@ def test_pass_at_k_metric_per_problem_values_and_stderr():
     assert math.isclose(res["pass@1"].value, 0.15) and res["pass@10"].per_sample == [1.0, 0.0]
 
 
+def test_only_passed_counts_and_unrun_items_are_unscored():
+    recs = [{"id": "0", "group": "", "executions": [{"outcome": "exited_early"}]},
+            {"id": "1", "group": "", "executions": [{"outcome": "passed"}]},
+            {"id": "2", "group": "", "executions": [{"outcome": "error"}]}]
+    res = compute_metrics(recs, [{"name": "pass_at_k", "k": 1}])["pass_at_k"]
+    assert res.per_sample == [0.0, 1.0, None] and res.n == 2 and res.value == 0.5
+
+
+def test_a_template_failing_on_one_item_is_recorded_there_and_the_others_run():
+    template = "{{ prompt }}{{ completion }}\nassert {{ expected }}\n"
+    recs = [{"id": "a", "group": "", "doc": {"prompt": "x = ", "expected": "x == 1"}, "outputs": ["1"]},
+            {"id": "b", "group": "", "doc": {"prompt": "x = "}, "outputs": ["1"]},  # no 'expected' field
+            {"id": "c", "group": "", "doc": {"prompt": "x = ", "expected": "x == 2"}, "outputs": ["1"]}]
+    info = run_judge({"name": "code_exec", "program": template}, recs, ON)
+    assert [r["executions"][0]["outcome"] for r in recs] == ["passed", "error", "failed"]
+    assert "expected" in recs[1]["executions"][0]["detail"] and info["outcomes"]["error"] == 1
+    assert set(OUTCOMES) >= {"passed", "exited_early", "error"}
+
+
 def test_pass_at_k_needs_the_judge():
     with pytest.raises(ConfigError, match="judge: {name: code_exec"):
         compute_metrics([{"id": "0", "group": ""}], [{"name": "pass_at_k"}])

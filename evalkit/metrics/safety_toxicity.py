@@ -22,6 +22,8 @@ from evalkit.metrics.safety import with_breakdowns
 
 
 def _scores(r: Record, name: str) -> list[float]:
+    if "judge_error" in r:  # the judge failed on this item: unscored
+        return []
     if "toxicity" not in r:
         raise ConfigError(f"metric {name} needs toxicity scores: give the task `judge: {{name: toxicity}}`")
     return r["toxicity"]
@@ -31,7 +33,7 @@ def _per_prompt(records: list[Record], name: str, fn: Callable[[list[float]], fl
                 threshold: float | None = None) -> MetricResult:
     values = [fn(s) if (s := _scores(r, name)) else None for r in records]
     res = with_breakdowns(from_per_sample(records, values, aggregate), records, by)
-    res.extra["samples_per_prompt"] = sorted({len(r["toxicity"]) for r in records})
+    res.extra["samples_per_prompt"] = sorted({len(r["toxicity"]) for r in records if "toxicity" in r})
     if threshold is not None:
         res.extra["threshold"] = threshold
     return res

@@ -52,6 +52,30 @@ def detect() -> CgroupRoot | None:
     return root
 
 
+def sweep(root: CgroupRoot) -> int:
+    """Empty and remove the per-program groups of evalkit processes that are gone (killed
+    before their own clean-up ran); how many. Never raises."""
+    from evalkit.sandbox.cleanup import alive, owner_pid
+
+    removed = 0
+    for parent in dict.fromkeys(root.parents.values()):
+        try:
+            names = [e.name for e in os.scandir(parent) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
+        for name in names:
+            pid = owner_pid(name)
+            if not name.startswith("evalkit-") or pid is None or pid == os.getpid() or alive(pid):
+                continue
+            group = Cgroup(root, {c: p / name for c, p in root.parents.items()})
+            try:
+                group.remove()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def _own_groups() -> dict[str, str]:
     out = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -120,7 +144,10 @@ class Cgroup:
             if not pids:
                 return
             if kill_file.exists():
-                _write(kill_file, 1)
+                try:
+                    _write(kill_file, 1)
+                except OSError:
+                    kill_file = Path("/nonexistent")  # fall back to killing pid by pid
             else:
                 for pid in pids:
                     try:
@@ -130,10 +157,17 @@ class Cgroup:
             time.sleep(0.005)
 
     def pids(self) -> list[int]:
-        return [int(p) for p in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
+        try:
+            return [int(p) for p in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:  # already removed
+            return []
 
     def remove(self) -> None:
-        self.kill_all()
+        """Kill what is left in the group and delete it. Never raises (clean-up must not end a run)."""
+        try:
+            self.kill_all()
+        except OSError:
+            pass
         for d in dict.fromkeys(self.dirs.values()):
             for _ in range(100):  # rmdir fails while the last killed process is being reaped
                 try:

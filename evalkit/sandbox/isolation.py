@@ -1,6 +1,8 @@
 """Which OS isolation this machine offers, and the command that runs a program under it.
 
-Three mechanisms, strongest first; ``auto`` takes the first whose probe program runs:
+Three mechanisms; ``auto`` takes the first of the two namespace ones whose probe program
+runs, and refuses to execute code when neither does (fail closed): resource limits alone
+are used only when the config names them (``sandbox.isolation=rlimits``).
 
 ``bwrap``   bubblewrap: new mount, pid, network, ipc and uts namespaces; the program sees
             only read-only system folders and its interpreter, a fresh ``/proc`` and
@@ -10,9 +12,11 @@ Three mechanisms, strongest first; ``auto`` takes the first whose probe program 
 ``unshare`` util-linux ``unshare`` (root only): the same namespaces, and the bootstrap
             builds the same read-only view itself (tmpfs root, binds, chroot), then drops
             to an unprivileged uid.
-``rlimits`` no OS isolation: resource limits, a fresh working folder, a scrubbed
-            environment and (as root) an unprivileged uid only. The program can reach the
-            network and read world-readable files. Used only with a loud warning.
+``rlimits`` no OS isolation: resource limits, a private working and temporary folder,
+            a scrubbed environment and (as root) an unprivileged uid whose processes and
+            files in /tmp, /var/tmp, /dev/shm are removed after each program. The program
+            can reach the network (host loopback ports included) and read world-readable
+            files. Only when named, and with a loud warning.
 
 On every mechanism the bootstrap (``_boot.py``) applies the resource limits, and where
 cgroups are writable each program's process tree also gets a memory and pids budget.
@@ -34,12 +38,13 @@ from typing import Any
 
 from evalkit.errors import ConfigError
 from evalkit.paths import ROOT
-from evalkit.sandbox import cgroups
+from evalkit.sandbox import cgroups, cleanup
 from evalkit.sandbox.settings import Limits, SandboxSettings
 
 log = logging.getLogger("evalkit.sandbox")
 
 MECHANISMS = ("bwrap", "unshare", "rlimits")
+NAMESPACED = ("bwrap", "unshare")  # what ``auto`` may choose
 # Read-only in the sandbox: what an interpreter needs, nothing of the user's.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/localtime")
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp"}
@@ -47,10 +52,17 @@ BOOT_SOURCE = (Path(__file__).with_name("_boot.py")).read_text(encoding="utf-8")
 _DEGRADED = {
     "unshare": "programs run in namespaces made by util-linux unshare, not bubblewrap (the same isolation, "
                "built by evalkit's own bootstrap and less proven): install bubblewrap",
-    "rlimits": "NO OS ISOLATION: programs run with resource limits only; they can reach the network and read "
-               "world-readable files (and, unless evalkit runs as root, everything of your user's): install "
-               "bubblewrap (apt-get install bubblewrap) or run with sandbox.isolation=bwrap to refuse this",
+    "rlimits": "NO OS ISOLATION (sandbox.isolation=rlimits): programs run with resource limits only; they can "
+               "reach the network and host loopback ports and read world-readable files (unless evalkit runs as "
+               "root, also everything your user can read, and files they leave in /tmp, /var/tmp and /dev/shm "
+               "stay): install "
+               "bubblewrap (apt-get install bubblewrap) and use sandbox.isolation=auto",
 }
+# The one line ``auto`` ends with when no namespace mechanism works here.
+_REFUSAL = ("no namespace isolation works on this machine ({tried}), so evalkit will not run model-written "
+            "code; to accept resource limits only, set sandbox.isolation=rlimits (programs then reach the "
+            "network and host loopback ports and read every world-readable file, the project and data included)")
+_swept = False
 
 
 @dataclass(frozen=True)
@@ -69,19 +81,21 @@ class Isolation:
     def degraded(self) -> bool:
         return self.name != "bwrap" or self.cgroup_root is None
 
-    def command(self, limits: Limits, uid: int | None, host_dir: Path) -> tuple[list[str], dict[str, str], Path]:
+    def command(self, limits: Limits, uid: int | None, host_dir: Path,
+                done_fd: int) -> tuple[list[str], dict[str, str], Path]:
         """(argv, environment, working folder) that run one program read from stdin.
 
         ``uid``: the leased sandbox uid the bootstrap drops to (root), None otherwise.
         ``host_dir`` is a fresh, harness-owned folder: the chroot root (unshare) or the
-        working folder (rlimits); bwrap needs none.
+        working and temporary folders (rlimits); bwrap needs none. ``done_fd``: the
+        inherited pipe on which the bootstrap says the program ran to its end.
         """
         rlimits = limits.rlimits()
         if self.name == "rlimits" and not self.as_root:
             # RLIMIT_NPROC counts all of the user's processes here (no uid or user namespace of its own).
             n = _own_processes() + limits.processes
             rlimits["RLIMIT_NPROC"] = (n, n)
-        boot: dict[str, Any] = {"cwd": "/work", "limits": rlimits, "uid": uid, "gid": uid}
+        boot: dict[str, Any] = {"cwd": "/work", "limits": rlimits, "uid": uid, "gid": uid, "done_fd": done_fd}
         env = {**ENV, "HOME": "/work"}
         # -S: no site-packages, the standard library only (and no slow .pth hooks at every start).
         python = [self.python, "-I", "-S", "-c", BOOT_SOURCE]
@@ -93,13 +107,16 @@ class Isolation:
             boot["chroot"] = {"root": str(root), "ro": list(self.ro_paths), "disk_mb": limits.disk_mb}
             argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--", *python]
             return argv + [json.dumps(boot)], env, host_dir
-        work = host_dir / "work"
-        work.mkdir(mode=0o700)
+        work, tmp = host_dir / "work", host_dir / "tmp"
+        for d in (work, tmp):
+            d.mkdir(mode=0o700)
+            if uid is not None:
+                os.chown(d, uid, uid)
         if uid is not None:
             host_dir.chmod(0o711)  # the sandbox uid may pass through, not list
-            os.chown(work, uid, uid)
         boot["cwd"] = str(work)
-        return python + [json.dumps(boot)], {**env, "HOME": str(work)}, work
+        boot["supervise"] = True  # no pid namespace to take the tree down: the bootstrap does
+        return python + [json.dumps(boot)], {**env, "HOME": str(work), "TMPDIR": str(tmp)}, work
 
     def _bwrap_args(self, limits: Limits) -> list[str]:
         if self.as_root:  # privileged bwrap, no user namespace; the bootstrap drops to the sandbox uid
@@ -137,7 +154,9 @@ class Isolation:
         namespaces = {"bwrap": "mount, pid, network (loopback only), ipc, uts",
                       "unshare": "mount, pid, network (no interface up), ipc, uts"}.get(self.name, "none")
         if self.name == "rlimits":
-            fs = "the host's (fresh working folder only)"
+            fs = ("the host's (world-readable files readable); private working and temporary folders" +
+                  ("; what the sandbox uid leaves in /tmp, /var/tmp, /dev/shm is removed" if self.as_root
+                   else "; files left in /tmp, /var/tmp, /dev/shm are NOT removed (no uid of its own)"))
         else:
             # The interpreter may live under the home or the project (pyenv, a venv): say so.
             private = [str(Path.home()), str(ROOT)]
@@ -163,9 +182,15 @@ class Isolation:
 def choose(settings: SandboxSettings) -> Isolation:
     """The isolation ``settings.isolation`` asks for (``auto``: the strongest that works).
 
-    Raises ``ConfigError`` when a named mechanism does not work here; warns (logging, and
-    in ``Isolation.warnings``) whenever the result is weaker than bwrap with cgroups.
+    Raises ``ConfigError`` when a named mechanism does not work here, and when ``auto``
+    finds no namespace mechanism (it never falls back to rlimits); warns (logging, and in
+    ``Isolation.warnings``) whenever the result is weaker than bwrap with cgroups. The
+    first call also sweeps what killed evalkit processes left behind.
     """
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_leftovers()
     return _choose(settings.isolation, settings.python, settings.limits.disk_mb, settings.uid_base)
 
 
@@ -175,7 +200,7 @@ def _choose(wanted: str, python: str | None, disk_mb: int, uid_base: int) -> Iso
     as_root = os.geteuid() == 0
     cg = cgroups.detect()
     tried: list[str] = []
-    for name in MECHANISMS if wanted == "auto" else (wanted,):
+    for name in NAMESPACED if wanted == "auto" else (wanted,):
         iso = Isolation(name, py, ro, as_root, cg, _bwrap_version() if name == "bwrap" else None)
         problem = _probe(iso, Limits(disk_mb=disk_mb), uid_base)
         if problem is None:
@@ -190,7 +215,22 @@ def _choose(wanted: str, python: str | None, disk_mb: int, uid_base: int) -> Iso
         if wanted != "auto":
             raise ConfigError(f"sandbox.isolation={name} does not work on this machine ({problem}); "
                               "use sandbox.isolation=auto to take the strongest available")
-    raise ConfigError("no sandbox mechanism works on this machine (" + "; ".join(tried) + ")")
+    raise ConfigError(_REFUSAL.format(tried="; ".join(tried)))
+
+
+def sweep_leftovers() -> dict[str, int]:
+    """Remove the cgroups and host folders of evalkit processes that died without cleaning
+    up (``kill -9``), killing what still runs in those groups. Never raises."""
+    out = {"folders": cleanup.sweep_folders(), "cgroups": 0}
+    try:
+        root = cgroups.detect()
+    except OSError:
+        root = None
+    if root is not None:
+        out["cgroups"] = cgroups.sweep(root)
+    if any(out.values()):
+        log.info("code sandbox: removed leftovers of earlier runs: %s", out)
+    return out
 
 
 def _own_processes() -> int:

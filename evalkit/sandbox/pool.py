@@ -43,8 +43,13 @@ def _run(programs: Sequence[str], settings: SandboxSettings, iso: Isolation, hel
 
     def job(source: str) -> Execution:
         uid = slots.get()
+        t0 = time.perf_counter()
         try:
             return run_program(source, iso, settings.limits, uid, settings.uid_base, settings.stderr_chars)
+        except Exception as e:  # noqa: BLE001 - the harness failed on this program: record it, go on
+            message = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+            return Execution("error", f"the sandbox could not run this program: {message}", "",
+                             time.perf_counter() - t0, None)
         finally:
             slots.put(uid)
 
