@@ -73,6 +73,6 @@ def _print_summary(run_dir: Path) -> None:
 
     frame = card_frame([load_results(run_dir)])
     print(frame.to_string(index=False))
-    print("(percent; ± is the half-width of the 95% interval, 1.96 standard errors; per-task stderr in results.json)")
+    print("(percent; [low, high] is the 95% interval, Wilson for proportions; ± is 1.96 standard errors otherwise)")
     print(f"run folder: {run_dir}")
 

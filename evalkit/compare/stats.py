@@ -286,3 +286,23 @@ def items_needed(worse: float, var: float, margin: float, alpha: float, power: f
             return None
         n = max(n, floor)
     return int(math.ceil(n)) + 1
+
+
+def value_interval(value: float | None, stderr: float | None, n: int | None,
+                   confidence: float = 0.95) -> tuple[float, float] | None:
+    """The interval to show beside one run's value (on the 0..1 scale of the metric).
+
+    A proportion (a value in [0, 1] whose standard error is that of 0/1 scores, or any
+    value at exactly 0 or 1, where no score can have varied) gets the Wilson interval;
+    anything else the normal one, value ± z * stderr. None without a standard error.
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    if n and 0 <= value <= 1:
+        binomial = math.sqrt(value * (1 - value) / max(n - 1, 1))
+        if value in (0, 1) or stderr is None or (binomial > 0 and abs(stderr - binomial) <= 0.2 * binomial):
+            return wilson(value * n, n, confidence)
+    if stderr is None or not math.isfinite(stderr):
+        return None
+    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    return value - z * stderr, value + z * stderr

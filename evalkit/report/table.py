@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 from scipy.stats import norm
 
+from evalkit.compare.stats import value_interval
 from evalkit.paths import REPORTS_DIR
 
 #: Half-width of a normal 95% interval in standard errors (values shown as v ± 1.96 se).
@@ -140,6 +141,7 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                 if m is None:
                     continue
                 scale = e["scale"]
+                interval = value_interval(m["value"], m.get("stderr"), m.get("n")) or (None, None)
                 records.append({
                     **e,
                     "order": order.get((e["table"], e["row"]), 1000),
@@ -148,6 +150,8 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "value": _scaled(m["value"], scale),
                     "stderr": _scaled(m.get("stderr"), scale),
                     "ci": _scaled(m.get("stderr"), scale * Z95),
+                    "low": _scaled(interval[0], scale),  # Wilson for proportions: honest at 0% and 100%
+                    "high": _scaled(interval[1], scale),
                     "n": m.get("n"),
                     "hash": tr.get("hash"),
                     "higher_is_better": tr.get("higher_is_better", {}).get(e["metric"], True),
@@ -162,7 +166,7 @@ def card_frame(results: list[dict[str, Any]], table: str | None = None, with_ref
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
     if table:
         long = long[long["table"] == table]
-    long = long.assign(cell=[format_cell(v, c) for v, c in zip(long["value"], long["ci"])])
+    long = long.assign(cell=[format_cell(v, c, lo, hi) for v, c, lo, hi in zip(long["value"], long["ci"], long["low"], long["high"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
     if with_reference:
@@ -174,10 +178,13 @@ def card_frame(results: list[dict[str, Any]], table: str | None = None, with_ref
     return wide.fillna("")
 
 
-def format_cell(value: float | None, ci: float | None) -> str:
-    """``"62.00 ± 4.76"``: the value and the half-width of its interval (points)."""
+def format_cell(value: float | None, ci: float | None, low: float | None = None, high: float | None = None) -> str:
+    """``"62.00 [52.21, 70.89]"`` (the 95% interval, Wilson for proportions) or, without
+    one, ``"62.00 ± 4.76"``: the value and the half-width of its normal interval (points)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        return f"{value:.2f} [{low:.2f}, {high:.2f}]"
     return f"{value:.2f}" if ci is None or math.isnan(ci) else f"{value:.2f} ± {ci:.2f}"
 
 

@@ -51,7 +51,9 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
             continue
         v, ci, n = hit["value"].iloc[0], hit["ci"].iloc[0], hit["n"].iloc[0]
         ci = None if ci is None or (isinstance(ci, float) and math.isnan(ci)) else float(ci)
-        cells.append({"text": format_cell(v, ci), "title": f"n = {n}; ± is the 95% interval half-width"})
+        lo, hi = (hit[k].iloc[0] if k in hit else None for k in ("low", "high"))
+        cells.append({"text": format_cell(v, ci, lo, hi),
+                      "title": f"n = {n}; [low, high]: the 95% interval (Wilson for proportions)"})
         state = "same"
         if i > 0 and comps:
             d = by_key[i - 1].get((table, row, label))
