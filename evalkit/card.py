@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from scipy.stats import norm
 
+from evalkit.compare.stats import value_interval
 from evalkit.paths import REPORTS_DIR
 from evalkit.rundir import is_identity_key
 
@@ -139,6 +140,7 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                 if m is None:
                     continue
                 scale = e["scale"]
+                interval = value_interval(m["value"], m.get("stderr"), m.get("n")) or (None, None)
                 records.append({
                     **e,
                     "order": order.get((e["table"], e["row"]), 1000),
@@ -147,6 +149,8 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "value": _scaled(m["value"], scale),
                     "stderr": _scaled(m.get("stderr"), scale),
                     "ci": _scaled(m.get("stderr"), scale * Z95),
+                    "low": _scaled(interval[0], scale),  # Wilson for proportions: honest at 0% and 100%
+                    "high": _scaled(interval[1], scale),
                     "n": m.get("n"),
                     "hash": tr.get("hash"),
                     "higher_is_better": tr.get("higher_is_better", {}).get(e["metric"], True),
@@ -159,7 +163,7 @@ def card_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     long = long_frame(results)
     if long.empty:
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
-    long = long.assign(cell=[format_cell(v, c) for v, c in zip(long["value"], long["ci"])])
+    long = long.assign(cell=[format_cell(v, c, lo, hi) for v, c, lo, hi in zip(long["value"], long["ci"], long["low"], long["high"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
     wide = _add_reference(wide)
@@ -168,10 +172,13 @@ def card_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     return wide.fillna("")
 
 
-def format_cell(value: float | None, ci: float | None) -> str:
-    """``"62.00 ± 4.76"``: the value and the half-width of its interval (points)."""
+def format_cell(value: float | None, ci: float | None, low: float | None = None, high: float | None = None) -> str:
+    """``"62.00 [52.21, 70.89]"`` (the 95% interval, Wilson for proportions) or, without
+    one, ``"62.00 ± 4.76"``: the value and the half-width of its normal interval (points)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        return f"{value:.2f} [{low:.2f}, {high:.2f}]"
     return f"{value:.2f}" if ci is None or math.isnan(ci) else f"{value:.2f} ± {ci:.2f}"
 
 

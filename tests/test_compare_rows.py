@@ -33,7 +33,7 @@ def test_items_are_paired_by_id_whatever_their_order_and_extra_items_are_counted
     random.Random(0).shuffle(new)
     (row,) = _compare(tmp_path, {"arc_easy": {"records": base}}, {"arc_easy": {"records": new}}).rows
     assert row.status == "ok" and row.n == 60 and row.unpaired == (0, 10)
-    assert row.test == "McNemar exact" and row.discordant == (20, 0)
+    assert row.test == "McNemar exact; Tango score interval" and row.discordant == (20, 0)
     assert row.base == pytest.approx(100.0) and row.new == pytest.approx(40 / 60 * 100)
     assert row.delta == pytest.approx(-20 / 60 * 100) and row.low <= row.delta <= row.high < 0
     assert row.p == pytest.approx(2 * 0.5**20)  # all 20 discordant pairs one way
@@ -102,6 +102,7 @@ def test_tasks_without_a_card_row_are_compared_on_their_primary_metric(tmp_path)
     recs = [mc_record(i, i % 2) for i in range(10)]
     comp = _compare(tmp_path, {"my_task": {"records": recs, "card": {}}, "arc_easy": {"records": recs}},
                     {"my_task": {"records": recs, "card": {}}})
-    (row,) = comp.rows
+    missing, row = comp.rows  # the card's order: ARC-e first, then "other" rows
+    assert (missing.row, missing.status, missing.base_n) == ("ARC-e", "missing", 10)
     assert (row.table, row.row, row.metric) == ("other", "my_task", "acc")
     assert comp.only_base == ["arc_easy"] and row.delta == 0 and row.p == 1.0

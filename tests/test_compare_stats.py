@@ -89,3 +89,47 @@ def test_bootstrap_p_is_two_sided_around_the_observed_delta():
     # shifted to zero: |d - 0.3| >= 0.3 for none of them -> (1 + 0) / 6
     assert bootstrap_p(0.3, dist) == pytest.approx(1 / 6)
     assert bootstrap_p(0.0, dist) == 1.0
+
+
+def test_wilson_is_honest_at_0_and_100_percent_with_few_items():
+    from evalkit.compare.stats import value_interval, wilson
+
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)  # not 100 ± 0
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(0, 0) is None
+    # A card value at 100% with a recorded stderr of 0 still gets an interval of width > 0.
+    low, high = value_interval(1.0, 0.0, 10)
+    assert high == 1.0 and low < 0.8
+    # A non-proportion keeps the normal interval.
+    assert value_interval(3.0, 0.5, 100) == pytest.approx((3.0 - 1.96 * 0.5, 3.0 + 1.96 * 0.5), abs=1e-3)
+
+
+def test_tango_interval_does_not_collapse_when_no_item_changed():
+    from evalkit.compare.stats import tango_interval, tango_margin_p, tango_z
+
+    # No discordant pair: the score interval's bound solves n d / (1 - d) = z^2, i.e. d = z^2 / (n + z^2).
+    z2 = 1.959964 ** 2
+    for n in (20, 100, 400):
+        low, high = tango_interval(0, 0, n)
+        assert high == pytest.approx(z2 / (n + z2), rel=1e-4) and low == pytest.approx(-high, rel=1e-6)
+    # Symmetry and monotonicity of the statistic.
+    assert tango_z(7, 3, 100, 0.02) == pytest.approx(-tango_z(3, 7, 100, -0.02))
+    assert tango_z(7, 3, 100, 0.0) > tango_z(7, 3, 100, 0.02) > tango_z(7, 3, 100, 0.05)
+    # At the margin: the two one-sided p-values are complementary.
+    within, beyond = tango_margin_p(30, 2, 200, 0.01)
+    assert within + beyond == pytest.approx(1.0) and beyond < 1e-4
+
+
+def test_items_needed_settles_a_simulated_row_most_of_the_time():
+    """At the estimated n, a row whose true drop is the observed one is settled (pass) in
+    about the intended 80% of simulated runs."""
+    from evalkit.compare.stats import items_needed, tango_margin_p
+
+    p_down, p_up, margin, alpha = 0.04, 0.04, 0.02, 0.025  # no true drop, 8% of items flip either way
+    n = items_needed(0.0, p_down + p_up, margin, alpha, binary=True)
+    rng = np.random.default_rng(5)
+    settled = 0
+    for _ in range(300):
+        flips = rng.multinomial(n, [p_down, p_up, 1 - p_down - p_up])
+        settled += tango_margin_p(int(flips[0]), int(flips[1]), n, margin)[0] < alpha
+    assert 0.7 < settled / 300 < 0.92, (n, settled)

@@ -78,7 +78,7 @@ def test_tables_follow_the_card_with_its_reference_values_and_arrows(report):
     assert tox[2] == "↓ better" and tox[-2:] == ["8.25", "8.84"]  # card: Gemma 2 IT
     assert "card: Gemma 2 PT 9B" in report and "card: Gemma 2 IT 9B" in report
     assert "#1 chat_template=false" in report and "#2 chat_template=true" in report
-    assert arc[3].startswith("100.00") and arc[4].startswith("80.00 ± ")  # one column per run, ± interval
+    assert arc[3].startswith("100.00") and arc[4].startswith("80.00 [")  # one column per run, 95% interval
 
 
 def test_deltas_are_coloured_only_when_significant_and_carry_the_gate_verdict(report):
@@ -89,8 +89,9 @@ def test_deltas_are_coloured_only_when_significant_and_carry_the_gate_verdict(re
     assert tox_delta[1].startswith("+0.17") and "sig-" not in tox_delta[0]  # not significant: not coloured
     mmlu_delta = next(c for c in rows["MMLU"] if "delta" in c[0])
     assert mmlu_delta[1].startswith("+0.00") and "sig-" not in mmlu_delta[0]
-    assert "regression" in [t for _, t in rows["ARC-e"]]
-    assert 'data-verdict="fail"' in report and "1 row blocking" in report
+    assert any(t.startswith("regression · ") and t.endswith(" items") for _, t in rows["ARC-e"])  # with coverage
+    assert 'data-verdict="fail"' in report and "2 rows blocking" in report
+    assert "chat_template=true: inconclusive, Δ +0.00" in report  # an unchanged row on 20 items is not a pass
 
 
 def test_plots_and_flipped_items_with_model_text_escaped(report):
@@ -124,8 +125,8 @@ def test_runs_with_no_task_in_common_fill_one_card_without_deltas_or_plots(tmp_p
     assert "<svg" not in html and "Δ #" not in html and "Across runs" not in html
     rows = _parse(html)
     arc, mmlu = [t for _, t in rows["ARC-e"]], [t for _, t in rows["MMLU"]]
-    assert arc[3].startswith("100.00 ± ") and arc[4] == "—"  # one column per run, each filling its rows
-    assert mmlu[3] == "—" and mmlu[4].startswith("50.00 ± ")
+    assert arc[3] == "100.00 [83.89, 100.00]" and arc[4] == "—"  # one column per run, each filling its rows
+    assert mmlu[3] == "—" and mmlu[4] == "50.00 [48.04, 51.96]"
 
 
 def test_report_command_over_several_runs(tmp_path, capsys):

@@ -4,9 +4,9 @@ Every run after the first is compared with the first. Writes ``summary.md`` (a p
 comment), ``comparison.json``, ``report.html`` and, with a gate, ``junit.xml`` (one test
 case per row) into the output folder, and prints the summary.
 
-Exit status: 0 when the gate passes (or without a gate), 1 when a row regressed beyond
-its threshold with significance or could not be compared under a gate, 2 for a usage or
-config error (one line).
+Exit status: 0 when every gated row passes (or without a gate), 1 for any blocking verdict
+(regression, inconclusive, missing, partial coverage, not testable, not comparable; see
+``policy`` in ``conf/gate/``), 2 for a usage or config error (one line).
 """
 
 from __future__ import annotations

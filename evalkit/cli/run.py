@@ -89,6 +89,6 @@ def _print_summary(run_dir: Path) -> None:
         if cut.get("requests"):
             print(f"warning: {name}: {cut['requests']} request(s) in {cut['items']} of {tr['n']} items were longer than "
                   "the model's window and were cut from the left (see results.json tasks.*.truncated)")
-    print("(percent; ± is the half-width of the 95% interval, 1.96 standard errors; per-task stderr in results.json)")
+    print("(percent; [low, high] is the 95% interval, Wilson for proportions; ± is 1.96 standard errors otherwise)")
     print(f"run folder: {run_dir}")
 

@@ -8,7 +8,7 @@ hash differs (other prompt, shots, data mapping or metric) or whose items hold d
 data is refused with a one-line reason. Per row (a card row, or the primary metric of a
 task without one):
 
-* 0/1 scores averaged over items: McNemar's exact test; other per-sample scores: a seeded
+* 0/1 scores averaged over items: McNemar's exact test and Tango's score interval; other per-sample scores: a seeded
   paired bootstrap (10,000 resamples by default, BCa interval; stratified by group for a
   macro average). Every delta has a confidence interval.
 * Aggregate-only metrics (a bias ratio with no per-sample value, or a value that is not
@@ -16,18 +16,22 @@ task without one):
   resample of the paired records, with the registered metric function and the arguments
   the run recorded (``metric_specs`` in results.json). A run folder that does not record
   them, or whose records do not reproduce the recorded value, gets "not testable" with
-  the reason; the gate reports such a row and does not fail on it.
-* p-values are adjusted with Holm's method across the tested rows of one comparison
-  (each new run against the base is its own family).
+  the reason; under a gate such a row blocks unless ``policy.not_testable: warn``.
+* A gate (``conf/gate/*.yaml``) makes every row a non-inferiority test against its
+  allowed drop (points on the card's scale, in the direction that counts as worse):
+  PASS when the one-sided test shows the drop is smaller than allowed, REGRESSION when
+  it shows the drop is larger (Holm across the rows of one comparison; each new run
+  against the base is its own family), INCONCLUSIVE otherwise, with about how many items
+  would settle it. 0/1 scores use Tango's score test, which stays honest when few or no
+  items changed. Rows missing from the new run, not testable, or scored on fewer items
+  than the base holds are verdicts of their own; ``policy`` says which block (default:
+  all, and inconclusive rows too).
 
-A gate (``conf/gate/*.yaml``) gives each row an allowed drop in points on the card's scale
-and the direction that counts as worse. A row regresses when it moved in its worse
-direction by more than the allowed drop *and* the change is significant after Holm. The
-command writes ``summary.md`` (a pull-request comment), ``junit.xml`` (one test case per
-row), ``comparison.json`` and ``report.html``, and exits 0 (pass), 1 (a row regressed, or
-a row could not be compared under a gate: fail closed) or 2 (usage or config error).
+The command writes ``summary.md`` (a pull-request comment), ``junit.xml`` (one test case
+per row), ``comparison.json`` and ``report.html``, each with every row's item coverage,
+and exits 0 (every gated row passes), 1 (any blocking verdict) or 2 (usage or config
+error, one line).
 
-Small samples: the bootstrap's p-value is approximate and optimistic on a handful of
-items; McNemar's exact test has no such problem. Use limits that give each row a few
-hundred items for a release decision.
+Small samples: no verdict is given for what was not shown; the README's power table says
+how many items a release decision needs (thousands per row for a 1-point margin).
 """

@@ -10,8 +10,9 @@ from typing import Any
 from evalkit.compare.rows import Comparison, RowDelta
 from evalkit.files import atomic_write_json, atomic_write_text
 
-_MARK = {"regression": "❌", "not comparable": "⛔", "not testable": "⚠️", "worse, within threshold": "➖",
-         "improved": "✅", "no significant change": "✔️", "worse": "🔻", "regression (not enforced)": "🔻"}
+_MARK = {"regression": "❌", "not comparable": "⛔", "not testable": "⚠️", "missing": "⛔", "partial coverage": "⛔",
+         "inconclusive": "❔", "pass": "✅", "worse": "🔻", "regression (not enforced)": "🔻",
+         "inconclusive (not enforced)": "❔"}
 
 
 def fmt(v: float | None, sign: bool = False, digits: int = 2) -> str:
@@ -32,8 +33,20 @@ def arrow(higher_is_better: bool) -> str:
 
 def test_text(r: RowDelta) -> str:
     if r.discordant:
-        return f"McNemar ({r.discordant[0]}↓ {r.discordant[1]}↑)"
+        return f"{r.test} ({r.discordant[0]}↓ {r.discordant[1]}↑)"
     return r.test or "n/a"
+
+
+def coverage(r: RowDelta) -> str:
+    """``"98/100"``: items compared of those the base run holds for the row."""
+    return f"{r.n}/{r.base_n}" if r.status == "ok" else f"0/{r.base_n}"
+
+
+def verdict_text(r: RowDelta) -> str:
+    """The verdict, with the items that would settle an inconclusive row."""
+    if r.verdict.startswith("inconclusive"):
+        return r.verdict + (f" (≈{r.needed:,} items would settle it)" if r.needed else " (no n settles it)")
+    return r.verdict
 
 
 def headline(comps: list[Comparison]) -> str:
@@ -41,10 +54,11 @@ def headline(comps: list[Comparison]) -> str:
     gate = comps[0].gate
     if not gate.enforced:
         return "evalkit compare (no gate)"
-    failed = sum(len(c.failed) for c in comps)
-    verdict = "❌ FAIL" if failed else "✅ PASS"
-    what = f"{failed} row{'s' if failed != 1 else ''} blocking" if failed else "no row regressed"
-    return f"evalkit gate `{gate.name}`: {verdict} ({what})"
+    blocking = [r.verdict for c in comps for r in c.failed]
+    if not blocking:
+        return f"evalkit gate `{gate.name}`: ✅ PASS (every gated row shown within its allowed drop)"
+    counts = ", ".join(f"{blocking.count(v)} {v}" for v in dict.fromkeys(blocking))
+    return f"evalkit gate `{gate.name}`: ❌ FAIL ({len(blocking)} row{'s' if len(blocking) != 1 else ''} blocking: {counts})"
 
 
 def markdown_summary(comps: list[Comparison]) -> str:
@@ -53,21 +67,23 @@ def markdown_summary(comps: list[Comparison]) -> str:
     out = [f"### {headline(comps)}", ""]
     for c in comps:
         tested = sum(1 for r in c.rows if r.status == "ok")
-        out += [f"**{_md(c.base_label)}** → **{_md(c.new_label)}** · α = {gate.alpha:g}, Holm over {tested} tested rows · "
-                f"{gate.confidence:.0%} CI · paired bootstrap with {gate.resamples:,} resamples (seed {gate.seed})", ""]
-        out += ["| | Row | Metric | Base | New | Δ (CI) | p (Holm) | Test | n | Allowed drop | Verdict |",
-                "|---|---|---|--:|--:|---|--:|---|--:|--:|---|"]
+        out += [f"**{_md(c.base_label)}** → **{_md(c.new_label)}** · one-sided α = {gate.alpha:g} per row "
+                f"(Holm over {tested} tested rows for regressions) · {gate.confidence:.0%} CI · paired bootstrap with "
+                f"{gate.resamples:,} resamples (seed {gate.seed}) · inconclusive rows: "
+                f"{'block' if gate.policy['inconclusive'] == 'fail' else 'warn'}", ""]
+        out += ["| | Row | Metric | Base | New | Δ (CI) | Items | Allowed drop | p within | p beyond (Holm) | Test | Verdict |",
+                "|---|---|---|--:|--:|---|--:|--:|--:|--:|---|---|"]
         for r in c.rows:
             allowed = f"{r.rule.max_drop:g} ({'↑' if r.rule.worse == 'higher' else '↓'} worse)" if r.rule else ""
             ci = f"{fmt(r.delta, True)} ({fmt(r.low, True)}, {fmt(r.high, True)})" if r.status == "ok" else "—"
             out.append(f"| {_MARK.get(r.verdict, '')} | {_md(r.row)} | {_md(r.label)} {arrow(r.higher_is_better)} | "
-                       f"{fmt(r.base)} | {fmt(r.new)} | {ci} | {fmt_p(r.p_holm)} | {_md(test_text(r))} | {r.n} | "
-                       f"{allowed} | {r.verdict} |")
+                       f"{fmt(r.base)} | {fmt(r.new)} | {ci} | {coverage(r)} | {allowed} | {fmt_p(r.p_within)} | "
+                       f"{fmt_p(r.p_beyond_holm)} | {_md(test_text(r))} | {_md(verdict_text(r))} |")
         notes = [f"- {_md(r.row)}: {_md(r.reason)}" for r in c.rows if r.reason]
         notes += [f"- {_md(r.row)}: paired on {r.n} shared items ({r.unpaired[0]} only in base, {r.unpaired[1]} only in new)"
                   for r in c.rows if any(r.unpaired)]
-        if c.only_base or c.only_new:
-            notes.append(f"- tasks in one run only (not compared): {', '.join(c.only_base + c.only_new)}")
+        if c.only_new:
+            notes.append(f"- tasks only in the new run (nothing to compare with): {', '.join(c.only_new)}")
         if notes:
             out += ["", *notes]
         out.append("")
@@ -75,7 +91,8 @@ def markdown_summary(comps: list[Comparison]) -> str:
 
 
 def write_junit(comps: list[Comparison], path: str | Path) -> Path:
-    """One test case per row: failure = regression, error = not comparable, skipped = not testable."""
+    """One test case per row: failure = a blocking verdict (regression, inconclusive, missing,
+    partial coverage, not testable), error = not comparable, skipped = shown but not blocking."""
     gate = comps[0].gate
     root = ET.Element("testsuites", name=f"evalkit gate {gate.name}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -89,15 +106,15 @@ def write_junit(comps: list[Comparison], path: str | Path) -> Path:
         for r in c.rows:
             case = ET.SubElement(suite, "testcase", classname=f"evalkit.gate.{r.table}", name=r.name, time="0")
             detail = _detail(r)
-            if r.verdict == "regression":
-                counts["failures"] += 1
-                ET.SubElement(case, "failure", type="regression", message=_message(r)).text = detail
-            elif r.verdict == "not comparable":
+            if r.verdict == "not comparable" and r.blocking:
                 counts["errors"] += 1
                 ET.SubElement(case, "error", type="not comparable", message=r.reason).text = detail
-            elif r.verdict == "not testable":
+            elif r.blocking:
+                counts["failures"] += 1
+                ET.SubElement(case, "failure", type=r.verdict, message=_message(r)).text = detail
+            elif r.verdict != "pass":
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=r.reason)
+                ET.SubElement(case, "skipped", message=f"{verdict_text(r)} (not blocking): {r.reason or _message(r)}")
             ET.SubElement(case, "system-out").text = detail
         for k, v in counts.items():
             suite.set(k, str(v))
@@ -118,9 +135,14 @@ def write_json(comps: list[Comparison], path: str | Path) -> Path:
 
 
 def _message(r: RowDelta) -> str:
+    if r.status != "ok" or r.verdict == "partial coverage":
+        return r.reason
     direction = "higher" if r.rule and r.rule.worse == "higher" else "lower"
-    return (f"{r.row}: {fmt(r.delta, True)} points ({direction} is worse), beyond the allowed "
-            f"{r.rule.max_drop:g} with p (Holm) = {fmt_p(r.p_holm)}")
+    head = f"{r.row}: {fmt(r.delta, True)} points [{fmt(r.low, True)}, {fmt(r.high, True)}] ({direction} is worse)"
+    if r.verdict.startswith("regression"):
+        return f"{head}, beyond the allowed {r.rule.max_drop:g} with p (Holm) = {fmt_p(r.p_beyond_holm)}"
+    return (f"{head} on {coverage(r)} items: not shown within the allowed {r.rule.max_drop:g} "
+            f"(p = {fmt_p(r.p_within)}); {verdict_text(r)}")
 
 
 def _detail(r: RowDelta) -> str:
@@ -128,21 +150,24 @@ def _detail(r: RowDelta) -> str:
         return f"{r.verdict}: {r.reason}"
     return (f"base {fmt(r.base)} -> new {fmt(r.new)}; delta {fmt(r.delta, True)} "
             f"[{fmt(r.low, True)}, {fmt(r.high, True)}]; p = {fmt_p(r.p)}, p (Holm) = {fmt_p(r.p_holm)}; "
-            f"{test_text(r)}; n = {r.n}; rule: max_drop {r.rule.max_drop:g}, worse = {r.rule.worse} "
-            f"({r.rule.source}); verdict: {r.verdict}" if r.rule else "")
+            f"{test_text(r)}; items {coverage(r)}; p within the allowed drop = {fmt_p(r.p_within)}, "
+            f"p beyond it (Holm) = {fmt_p(r.p_beyond_holm)}; rule: max_drop {r.rule.max_drop:g}, worse = {r.rule.worse} "
+            f"({r.rule.source}); verdict: {verdict_text(r)}" if r.rule else "")
 
 
 def _gate_dict(c: Comparison) -> dict[str, Any]:
     g = c.gate
-    return {"name": g.name, "alpha": g.alpha, "confidence": g.confidence, "resamples": g.resamples, "seed": g.seed}
+    return {"name": g.name, "alpha": g.alpha, "confidence": g.confidence, "resamples": g.resamples, "seed": g.seed,
+            "policy": g.policy}
 
 
 def _comp_dict(c: Comparison) -> dict[str, Any]:
     rows = []
     for r in c.rows:
         d = {k: getattr(r, k) for k in ("table", "row", "label", "task", "metric", "scale", "higher_is_better", "status",
-                                       "reason", "base", "new", "n", "unpaired", "delta", "low", "high", "p", "p_holm",
-                                       "test", "resamples", "discordant", "verdict")}
+                                       "reason", "base", "new", "n", "base_n", "unpaired", "delta", "low", "high", "p",
+                                       "p_holm", "p_within", "p_beyond", "p_beyond_holm", "needed", "test",
+                                       "resamples", "discordant", "verdict", "blocking")}
         d["rule"] = r.rule.__dict__ if r.rule else None
         d["flips"] = {side: {"count": f["count"], "ids": [i["id"] for i in f["items"]]} for side, f in r.flips.items()}
         rows.append(d)

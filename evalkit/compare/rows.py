@@ -12,8 +12,10 @@ paired by item id (``pairing``); then, per row:
   scores: the bootstrap recomputes the metric on resampled records (``recompute``), or
   the row is "not testable" with the reason.
 
-Values, deltas and intervals are on the card's scale (points); p-values are adjusted
-with Holm across all tested rows of the comparison.
+Values, deltas and intervals are on the card's scale (points). Under a gate each row is
+a non-inferiority test against its allowed drop (``gate_verdicts``): it passes only when
+the data show the drop is smaller than allowed, fails when they show it is larger, and is
+inconclusive otherwise, with the number of items that would settle it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import numpy as np
 from evalkit.compare.gate import Gate, Rule
 from evalkit.compare.pairing import NotComparable, PairedTask, pair_task
 from evalkit.compare.recompute import NotTestable, check_reproduces, metric_aggregate, metric_function
-from evalkit.compare.stats import holm, is_binary, mcnemar_exact, paired_bootstrap, recomputed_bootstrap
+from evalkit.compare.stats import (bootstrap_margin_p, holm, is_binary, items_needed, mcnemar_exact, paired_bootstrap,
+                                   recomputed_bootstrap, tango_interval, tango_margin_p, unmoved_margin_p)
 from evalkit.metrics.registry import from_per_sample
 from evalkit.card import card_position, column_labels, row_entries
 
@@ -48,11 +51,12 @@ class RowDelta:
     metric: str
     scale: float
     higher_is_better: bool
-    status: str = "ok"  # ok | not comparable | not testable
+    status: str = "ok"  # ok | missing | not comparable | not testable
     reason: str = ""
     base: float | None = None  # on the paired items
     new: float | None = None
-    n: int = 0  # paired items
+    n: int = 0  # paired items with a score in both runs
+    base_n: int = 0  # items the base run holds for this row: coverage is n of base_n
     unpaired: tuple[int, int] = (0, 0)  # items only in base, only in new
     delta: float | None = None
     low: float | None = None
@@ -64,7 +68,19 @@ class RowDelta:
     discordant: tuple[int, int] | None = None  # McNemar: items that went 1 -> 0, and 0 -> 1
     flips: dict[str, Any] = field(default_factory=dict)  # worse/better: counts and a few items
     rule: Rule | None = None
+    # Non-inferiority at the rule's allowed drop (one-sided): small p_within shows the row
+    # got worse by less than allowed; small p_beyond (Holm-adjusted) by more.
+    p_within: float | None = None
+    p_beyond: float | None = None
+    p_beyond_holm: float | None = None
+    needed: int | None = None  # paired items that would likely settle an inconclusive row
     verdict: str = ""  # set by gate_verdicts
+    blocking: bool = False  # this row fails the gate
+
+    @property
+    def partial(self) -> bool:
+        """Compared on fewer items than the base run holds for the row."""
+        return self.status == "ok" and self.n < self.base_n
 
     @property
     def key(self) -> str:
@@ -93,8 +109,7 @@ class Comparison:
 
     @property
     def failed(self) -> list[RowDelta]:
-        return [r for r in self.rows if r.verdict == "regression"
-                or (r.verdict == "not comparable" and (r.rule is None or r.rule.enforce))]
+        return [r for r in self.rows if r.blocking]
 
     @property
     def passed(self) -> bool:
@@ -105,27 +120,39 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], gate: Gate, labels: 
     """Compare run ``new`` with run ``base`` (both ``load_results`` dicts)."""
     rows: list[RowDelta] = []
     for task, tb in base["tasks"].items():
-        if task not in new["tasks"]:
-            continue
-        tn = new["tasks"][task]
-        specs = row_entries(task, tb)
-        try:
-            paired: PairedTask | None = pair_task(base, new, task)
-            reason = ""
-        except NotComparable as e:
-            paired, reason = None, str(e)
-        for spec in specs:
+        tn = new["tasks"].get(task)
+        paired: PairedTask | None = None
+        if tn is None:
+            reason = f"{task}: not in {new['run_dir']} (the new run did not run this task)"
+        else:
+            try:
+                paired, reason = pair_task(base, new, task), ""
+            except NotComparable as e:
+                reason = str(e)
+        for spec in row_entries(task, tb):
             hib = bool(tb.get("higher_is_better", {}).get(spec["metric"], True))
             row = RowDelta(spec["table"], spec["row"], spec["label"], task, spec["metric"], float(spec["scale"]), hib)
-            if paired is None:
+            row.rule = gate.rule_for(row.table, row.row, task, hib)
+            row.base_n = int((tb["metrics"].get(spec["metric"]) or {}).get("n") or tb.get("n") or 0)
+            if tn is None:
+                row.status, row.reason = "missing", reason
+            elif paired is None:
                 row.status, row.reason = "not comparable", reason
             else:
                 _fill(row, paired, tb, tn, gate)
             rows.append(row)
     rows.sort(key=lambda r: (*card_position(r.table, r.row), r.row))  # the card's order, as in the report
-    adjusted = holm([r.p if r.status == "ok" and r.p is not None else math.nan for r in rows])
-    for r, p in zip(rows, adjusted):
+    # Holm on the two-sided "no change" p-values: which changes the report colours as real.
+    for r, p in zip(rows, holm([_p(r.p, r) for r in rows])):
         r.p_holm = None if math.isnan(p) else p
+    # Holm on "worse beyond the allowed drop": a FAIL claims at least one row regressed, so
+    # the chance of failing a good release somewhere among the rows is what must stay at
+    # alpha. Holm is not applied to the "within the allowed drop" tests: the gate passes
+    # only when every row passes (an intersection-union test), which is already at level
+    # alpha with each row at alpha; adjusting would only make passing harder for nothing.
+    enforced = [r.rule is not None and r.rule.enforce for r in rows]
+    for r, p in zip(rows, holm([_p(r.p_beyond, r) if e else math.nan for r, e in zip(rows, enforced)])):
+        r.p_beyond_holm = r.p_beyond if math.isnan(p) else p
     base_label, new_label = labels or (base["run_dir"], new["run_dir"])
     comp = Comparison(base["run_dir"], new["run_dir"], base_label, new_label, rows,
                       sorted(set(base["tasks"]) - set(new["tasks"])), sorted(set(new["tasks"]) - set(base["tasks"])), gate)
@@ -133,36 +160,59 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], gate: Gate, labels: 
     return comp
 
 
+def _p(p: float | None, r: RowDelta) -> float:
+    return p if r.status == "ok" and p is not None and not math.isnan(p) else math.nan
+
+
 def gate_verdicts(comp: Comparison) -> None:
-    """Attach each row's rule and verdict. A row regresses when it moved in its worse
-    direction by more than ``max_drop`` points and the change is significant (Holm)."""
+    """Each row's verdict, as a non-inferiority test at its allowed drop (``max_drop``):
+
+    * ``regression``: worse by more than allowed, significant at alpha after Holm;
+    * ``pass``: the data show it got worse by less than allowed (one-sided p < alpha,
+      i.e. the interval's worse end lies inside the allowed drop when alpha matches it);
+    * ``inconclusive``: neither; ``needed`` says about how many paired items would settle it.
+
+    A row that is missing from the new run, not testable, or paired on fewer items than
+    the base run holds is a verdict of its own; ``gate.policy`` says which of these (and
+    inconclusive rows) block the release. An incomparable row always blocks.
+    """
     gate = comp.gate
     for r in comp.rows:
-        r.rule = gate.rule_for(r.table, r.row, r.task, r.higher_is_better)
+        rule = r.rule
         if r.status != "ok":
             r.verdict = r.status
-            continue
-        worse_by = (r.delta or 0.0) * (1 if r.rule.worse == "higher" else -1)
-        sig = r.significant(gate.alpha)
-        if sig and worse_by > r.rule.max_drop:
-            r.verdict = "regression" if r.rule.enforce else "regression (not enforced)"
-        elif sig and worse_by > 0:
-            r.verdict = "worse, within threshold"
-        elif sig and worse_by < 0:
-            r.verdict = "improved"
+        elif r.p_beyond_holm is not None and r.p_beyond_holm < gate.alpha:
+            r.verdict = "regression"
+        elif r.p_within is not None and r.p_within < gate.alpha:
+            r.verdict = "pass"
         else:
-            r.verdict = "no significant change"
+            r.verdict = "inconclusive"
+        if r.partial and r.verdict != "regression" and gate.policy["partial"] == "fail":
+            r.verdict = "partial coverage"
+            r.reason = r.reason or (f"{r.task}: paired on {r.n} of the {r.base_n} items the base run holds "
+                                    f"({r.unpaired[0]} not in the new run or not scored there)")
+        r.blocking = gate.enforced and bool(rule is None or rule.enforce) and _blocks(r.verdict, gate.policy)
+        if rule is not None and not rule.enforce and r.verdict in ("regression", "inconclusive"):
+            r.verdict += " (not enforced)"
     if not gate.enforced:  # bare statistics: nothing fails
         for r in comp.rows:
             if r.verdict == "regression":
                 r.verdict = "worse"
 
 
+def _blocks(verdict: str, policy: dict[str, str]) -> bool:
+    key = {"inconclusive": "inconclusive", "missing": "missing", "not testable": "not_testable",
+           "partial coverage": "partial"}.get(verdict)
+    if key is not None:
+        return policy[key] == "fail"
+    return verdict in ("regression", "not comparable")
+
+
 def _fill(row: RowDelta, paired: PairedTask, tb: dict[str, Any], tn: dict[str, Any], gate: Gate) -> None:
     metric = row.metric
     row.unpaired = (paired.only_base, paired.only_new)
     if metric not in tb["metrics"] or metric not in tn["metrics"]:
-        row.status, row.reason = "not comparable", f"{row.task}: metric {metric!r} is missing from one run"
+        row.status, row.reason = "missing", f"{row.task}: metric {metric!r} is missing from one run"
         return
     seed = [gate.seed, zlib.crc32(row.key.encode())]  # per row: results do not depend on row order
     mode = _per_sample_mode(paired, tb, tn, metric)
@@ -205,24 +255,59 @@ def _per_sample_mode(paired: PairedTask, tb: dict[str, Any], tn: dict[str, Any],
 def _per_sample(row: RowDelta, paired: PairedTask, metric: str, mode: str, gate: Gate, seed: list[int]) -> None:
     b_all, n_all = _scores(paired.base, metric), _scores(paired.new, metric)
     keep = [i for i, (b, n) in enumerate(zip(b_all, n_all)) if b is not None and n is not None]
+    row.base_n = sum(v is not None for v in _scores(paired.base_all, metric))
     if not keep:
         raise NotTestable(f"no item has a {metric} score in both runs")
     b = np.array([b_all[i] for i in keep])
     n = np.array([n_all[i] for i in keep])
     groups = [str(paired.base[i].get("group", "")) for i in keep]
     macro = mode == "macro" and len(set(groups)) > 1
-    strata = groups if macro else None
-    ci = paired_bootstrap(b, n, strata=strata, resamples=gate.resamples, confidence=gate.confidence, seed=seed)
-    row.test, row.p, row.resamples = "paired bootstrap" + (" (stratified by group)" if macro else ""), ci.p, ci.resamples
-    if is_binary(b, n) and not macro:
-        mc = mcnemar_exact(b, n)
-        row.test, row.p, row.discordant = "McNemar exact", mc.p, (mc.down, mc.up)
+    sign = _worse_sign(row)
+    margin = row.rule.max_drop / row.scale if row.rule else 0.0
+    binary = is_binary(b, n)
+    mc = mcnemar_exact(b, n) if binary else None
+    unmoved = np.ptp(n - b) == 0
+    if binary and (not macro or unmoved):
+        # Paired 0/1 scores: Tango's score interval and test, which stay honest when few or
+        # no items changed (a bootstrap of an unchanged row has zero width). A macro average
+        # over groups with no changed item is the pooled one too (every difference is 0).
+        worse_n, better_n = (mc.down, mc.up) if sign < 0 else (mc.up, mc.down)
+        k = len(keep)
+        lo, hi = tango_interval(worse_n, better_n, k, gate.confidence)
+        row.delta = float((n - b).mean())
+        row.low, row.high = (-hi, -lo) if sign < 0 else (lo, hi)
+        row.p_within, row.p_beyond = tango_margin_p(worse_n, better_n, k, margin)
+        row.test, row.p, row.discordant, row.resamples = "McNemar exact; Tango score interval", mc.p, (mc.down, mc.up), 0
+    else:
+        strata = groups if macro else None
+        ci = paired_bootstrap(b, n, strata=strata, resamples=gate.resamples, confidence=gate.confidence, seed=seed)
+        row.test, row.p, row.resamples = "paired bootstrap" + (" (stratified by group)" if macro else ""), ci.p, ci.resamples
+        row.delta, row.low, row.high = ci.delta, ci.low, ci.high
+        if mc is not None:
+            row.p, row.discordant = mc.p, (mc.down, mc.up)
+        if ci.dist is None:  # every item moved by the same amount: bound what could change unseen
+            row.p_within, row.p_beyond = unmoved_margin_p(sign * ci.delta, len(keep), margin, _score_range(b, n))
+        else:
+            row.p_within, row.p_beyond = bootstrap_margin_p(sign * ci.dist, margin)
+    row.needed = items_needed(sign * row.delta, float(np.var(n - b)), margin, gate.alpha, binary=binary,
+                              score_range=_score_range(b, n))
     s = row.scale
     base_v = from_per_sample([paired.base[i] for i in keep], list(b), mode).value
     new_v = from_per_sample([paired.new[i] for i in keep], list(n), mode).value
     row.base, row.new, row.n = base_v * s, new_v * s, len(keep)
-    row.delta, row.low, row.high = ci.delta * s, ci.low * s, ci.high * s
+    row.delta, row.low, row.high = row.delta * s, row.low * s, row.high * s
     row.flips = _flips(paired, keep, b, n, row.higher_is_better)
+
+
+def _worse_sign(row: RowDelta) -> int:
+    """+1 when a higher value is worse for this row, -1 when a lower one is."""
+    worse = row.rule.worse if row.rule else ("lower" if row.higher_is_better else "higher")
+    return 1 if worse == "higher" else -1
+
+
+def _score_range(*arrays: np.ndarray) -> float:
+    """How far one item's score can move: 1 for scores in [0, 1]; unknown (inf) otherwise."""
+    return 1.0 if all(((a >= 0) & (a <= 1)).all() for a in arrays) else math.inf
 
 
 def _recomputed(row: RowDelta, paired: PairedTask, tb: dict[str, Any], tn: dict[str, Any], gate: Gate, seed: list[int]) -> None:
@@ -248,6 +333,12 @@ def _recomputed(row: RowDelta, paired: PairedTask, tb: dict[str, Any], tn: dict[
         raise NotTestable(f"recomputing {row.metric} takes {per_resample:.2f} s per resample; 1,000 resamples would "
                           f"exceed gate.recompute_budget_s={gate.recompute_budget_s:g}")
     ci = recomputed_bootstrap(len(base), delta_of, resamples=resamples, confidence=gate.confidence, seed=seed)
+    sign, margin = _worse_sign(row), (row.rule.max_drop / row.scale if row.rule else 0.0)
+    row.base_n = len(paired.base_all)
+    if ci.dist is not None:
+        row.p_within, row.p_beyond = bootstrap_margin_p(sign * ci.dist, margin)
+        spread = float(np.var(ci.dist)) * len(base)  # per-item variance implied by the bootstrap's
+        row.needed = items_needed(sign * ci.delta, spread, margin, gate.alpha, score_range=math.inf)
     s = row.scale
     row.test = "paired bootstrap (metric recomputed per resample" + (
         f", {resamples:,} resamples within the time budget)" if resamples < gate.resamples else ")")

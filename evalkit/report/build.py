@@ -52,7 +52,7 @@ def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: 
         from evalkit.compare.gate import no_gate
 
         comparisons = compare_all(results, gate or no_gate())
-        if not any(c.rows for c in comparisons):
+        if not any(r.status != "missing" for c in comparisons for r in c.rows):
             comparisons = []  # runs with no task in common (e.g. card_pt + card_code): nothing to compare
     comps = comparisons or []
     gate = comps[0].gate if comps else gate

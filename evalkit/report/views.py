@@ -8,16 +8,16 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.compare.outputs import arrow, fmt, fmt_p, test_text
+from evalkit.compare.outputs import arrow, coverage, fmt, fmt_p, test_text, verdict_text
 from evalkit.compare.rows import Comparison, RowDelta
 from evalkit.report.plot import Point, series_svg
 from evalkit.report.records_view import answer_text, prompt_text, target_text
 from evalkit.card import ALL_TABLES, format_cell, long_frame, reference_columns, reference_row
 
 TITLES = {"capability": "Benchmark results", "safety": "Ethics and safety", "other": "Other tasks"}
-_VERDICT_CLASS = {"regression": "fail", "not comparable": "fail", "not testable": "warn", "worse": "warn",
-                  "regression (not enforced)": "warn", "worse, within threshold": "warn", "improved": "ok",
-                  "no significant change": "ok"}
+_VERDICT_CLASS = {"regression": "fail", "not comparable": "fail", "missing": "fail", "partial coverage": "fail",
+                  "not testable": "warn", "inconclusive": "warn", "worse": "warn", "regression (not enforced)": "warn",
+                  "inconclusive (not enforced)": "warn", "pass": "ok"}
 
 
 def table_views(results: list[dict[str, Any]], labels: list[str], comps: list[Comparison]) -> list[dict[str, Any]]:
@@ -51,7 +51,9 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
             continue
         v, ci, n = hit["value"].iloc[0], hit["ci"].iloc[0], hit["n"].iloc[0]
         ci = None if ci is None or (isinstance(ci, float) and math.isnan(ci)) else float(ci)
-        cells.append({"text": format_cell(v, ci), "title": f"n = {n}; ± is the 95% interval half-width"})
+        lo, hi = (hit[k].iloc[0] if k in hit else None for k in ("low", "high"))
+        cells.append({"text": format_cell(v, ci, lo, hi),
+                      "title": f"n = {n}; [low, high]: the 95% interval (Wilson for proportions)"})
         state = "same"
         if i > 0 and comps:
             d = by_key[i - 1].get((table, row, label))
@@ -77,17 +79,18 @@ def _state(d: RowDelta, alpha: float) -> str:
 def _delta_view(d: RowDelta | None, alpha: float) -> dict[str, Any] | None:
     if d is None:
         return None
-    verdict_cls = _VERDICT_CLASS.get(d.verdict, "")
+    verdict_cls = _VERDICT_CLASS.get(d.verdict, "") if d.blocking or d.verdict == "pass" else "warn"
+    verdict = f"{verdict_text(d)} · {coverage(d)} items"
     if d.status != "ok":
-        return {"text": d.status, "ci": "", "cls": "na", "title": d.reason, "verdict": d.verdict, "verdict_cls": verdict_cls}
+        return {"text": d.status, "ci": "", "cls": "na", "title": d.reason, "verdict": verdict, "verdict_cls": verdict_cls}
     state = _state(d, alpha)
-    title = (f"{test_text(d)}; p = {fmt_p(d.p)}, p (Holm) = {fmt_p(d.p_holm)}; paired on {d.n} items; "
+    title = (f"{test_text(d)}; p = {fmt_p(d.p)}, p (Holm) = {fmt_p(d.p_holm)}; paired on {coverage(d)} items; "
              f"base {fmt(d.base)} → new {fmt(d.new)}")
     if d.rule:
         title += f"; rule: max drop {d.rule.max_drop:g}, {d.rule.worse} is worse ({d.rule.source})"
     return {"text": fmt(d.delta, sign=True), "ci": f"[{fmt(d.low, True)}, {fmt(d.high, True)}]",
             "p": fmt_p(d.p_holm), "cls": {"worse": "sig-worse", "better": "sig-better"}.get(state, ""),
-            "title": title, "verdict": d.verdict, "verdict_cls": verdict_cls}
+            "title": title, "verdict": verdict, "verdict_cls": verdict_cls}
 
 
 def drilldowns(comps: list[Comparison]) -> list[dict[str, Any]]:
