@@ -50,19 +50,16 @@ def data_root(value: Any) -> Path | None:
 def validate(cfg: dict[str, Any]) -> None:
     """Raise ``ConfigError`` for the first invalid value."""
     m = cfg["model"]
-    _choice("model.dtype", m.get("dtype"), DTYPES)
-    _choice("model.add_bos", str(m.get("add_bos")).lower(), BOS_POLICIES)
-    bs = m.get("batch_size")
-    if not (bs == "auto" or (isinstance(bs, int) and bs > 0)):
-        raise ConfigError(f"model.batch_size must be 'auto' or a positive integer (got {bs!r})")
-    for key in ("chat_template", "fewshot_as_multiturn", "trust_remote_code"):
-        if not isinstance(m.get(key), bool):
-            raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
-    if not isinstance(m.get("prefix_sharing", True), bool):
-        raise ConfigError(f"model.prefix_sharing must be true or false (got {m.get('prefix_sharing')!r})")
-    dev = str(m.get("device"))
-    if not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
-        raise ConfigError(f"model.device must be cpu, cuda, cuda:N or mps (got {dev!r})")
+    if m.get("backend", "hf") == "hf":
+        _check_hf_model(m)
+    else:
+        for key in ("chat_template", "fewshot_as_multiturn"):
+            if not isinstance(m.get(key), bool):
+                raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
+    if m.get("backend") == "openai_compatible":
+        from evalkit.backends.openai.backend import check_config
+
+        check_config(m)
     for key in ("limit", "seed"):
         v = cfg.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or (key == "limit" and v < 1)):
@@ -79,6 +76,23 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"suite.tasks.{name} must be a mapping of overrides (got {overrides!r})")
         load_task(name, overrides or {})  # validates the spec with its overrides
     data_root(cfg.get("data_root"))
+
+
+def _check_hf_model(m: dict[str, Any]) -> None:
+    """Checks on the keys of the HF backend (model=hf and the embedded model)."""
+    _choice("model.dtype", m.get("dtype"), DTYPES)
+    _choice("model.add_bos", str(m.get("add_bos")).lower(), BOS_POLICIES)
+    bs = m.get("batch_size")
+    if not (bs == "auto" or (isinstance(bs, int) and bs > 0)):
+        raise ConfigError(f"model.batch_size must be 'auto' or a positive integer (got {bs!r})")
+    for key in ("chat_template", "fewshot_as_multiturn", "trust_remote_code"):
+        if not isinstance(m.get(key), bool):
+            raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
+    if not isinstance(m.get("prefix_sharing", True), bool):
+        raise ConfigError(f"model.prefix_sharing must be true or false (got {m.get('prefix_sharing')!r})")
+    dev = str(m.get("device"))
+    if not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
+        raise ConfigError(f"model.device must be cpu, cuda, cuda:N or mps (got {dev!r})")
     pretrained = str(m.get("pretrained"))
     if pretrained.startswith(("/", "./", "../", "~")) and not Path(pretrained).expanduser().exists():
         raise ConfigError(f"model.pretrained={pretrained}: no such file or folder")

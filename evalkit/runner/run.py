@@ -22,6 +22,7 @@ from evalkit.backends.factory import build_backend
 from evalkit.backends.requests import request_key
 from evalkit.config import data_root as resolve_data_root
 from evalkit.config import validate
+from evalkit.errors import EvalkitError
 from evalkit.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evalkit.judges import check_judge, run_judge
 from evalkit.metrics import compute_metrics
@@ -36,6 +37,10 @@ log = logging.getLogger("evalkit")
 
 _KIND_METHOD = {"loglikelihood": "loglikelihood", "rolling": "loglikelihood_rolling", "generate": "generate"}
 _PACKAGES = ("torch", "transformers", "datasets", "lm_eval", "numpy", "pandas", "hydra-core", "jinja2", "gguf")
+
+
+class RequestsFailed(EvalkitError):
+    """Some requests failed for good; every other answer is saved for the next run."""
 
 
 @dataclass
@@ -80,6 +85,16 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
         for spec in specs
     ]
 
+    # A backend that declares what it can answer (an HTTP server may not return
+    # log-probs) refuses the suite here, before any work, naming the tasks.
+    require = getattr(backend, "require", None)
+    if require is not None:
+        kinds: dict[str, list[str]] = defaultdict(list)
+        for plan in plans:
+            for kind in {r.kind for reqs in plan.requests for r in reqs}:
+                kinds[kind].append(plan.spec.name)
+        require(dict(kinds))
+
     cache = RequestCache(run_dir / CACHE)
     try:
         stats = _answer_all(plans, backend, cache, progress=cfg.get("progress", True))
@@ -88,6 +103,13 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
         print(f"\ninterrupted: answers so far are saved in {run_dir / CACHE}; "
               "run the same command again to resume", file=sys.stderr)
         raise SystemExit(130) from None
+    if stats["counts"]["failed"]:
+        cache.close()
+        c = stats["counts"]
+        first = (getattr(backend, "failures", None) or ["see the log above"])[0]
+        raise RequestsFailed(f"{c['failed']} of {c['unique']} requests failed (first: {first}); the other "
+                             f"{c['unique'] - c['failed']} answers are saved in {run_dir / CACHE}: run the same "
+                             "command again to retry only the failed ones")
     answers = cache.load(request_key(r) for p in plans for reqs in p.requests for r in reqs)
     cache.close()
 
@@ -139,7 +161,7 @@ def _answer_all(plans: list[TaskPlan], backend: Backend, cache: RequestCache, pr
     for k, r in unique.items():
         if k not in done:
             pending[r.kind].append((k, r))
-    counts = {"total": total, "unique": len(unique), "from_cache": len(done), "computed": 0}
+    counts = {"total": total, "unique": len(unique), "from_cache": len(done), "computed": 0, "failed": 0}
     seconds: dict[str, float] = {}
     if done:
         log.info("resuming: %d of %d unique requests already answered", len(done), len(unique))
@@ -150,6 +172,7 @@ def _answer_all(plans: list[TaskPlan], backend: Backend, cache: RequestCache, pr
         keys = [k for k, _ in items]
         method = getattr(backend, _KIND_METHOD[kind])
         t0 = last = time.perf_counter()
+        answered = 0
         with tqdm(total=len(items), desc=f"{kind} requests", unit="req", disable=not progress,
                   dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
             for i, result in method([r for _, r in items]):
@@ -159,8 +182,12 @@ def _answer_all(plans: list[TaskPlan], backend: Backend, cache: RequestCache, pr
                 owner[keys[i]].seconds += now - last
                 last = now
                 counts["computed"] += 1
+                answered += 1
                 bar.update(1)
         cache.commit()
+        # A backend leaves out a request that failed for good (after its retries): it is
+        # not cached, so the same command asks for it again.
+        counts["failed"] += len(items) - answered
         seconds[kind] = time.perf_counter() - t0
     return {"counts": counts, "seconds": seconds}
 
