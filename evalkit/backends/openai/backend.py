@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 APIS = ("completions", "chat")
 MAX_STOP_SENT = 4  # the OpenAI API rejects more; the rest are applied client-side only
-_PROBE_PROMPT = "The capital of France is Paris. The capital of Italy is Rome."
+_PROBE_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20"
 
 
 class OpenAICompatibleBackend(Backend):

@@ -122,4 +122,15 @@ def check_probe(choice: dict[str, Any], prompt: str) -> str | None:
         return "the server did not echo the prompt"
     if all(abs(float(v)) < 1e-9 for v in values):
         return "every prompt log-probability is 0 (the server does not compute them)"
+    # The probe text continues itself predictably: a server that scores each token with
+    # the logits of the right position ranks most of them first. One that is off by a
+    # position (llama-cpp-python 0.3 with echo) or scores at chance ranks almost none.
+    tops = (lp.get("top_logprobs") or [])[4:]
+    vals = lp["token_logprobs"][4:]
+    ranked = [t for t in tops if t]
+    if ranked:
+        first = sum(1 for v, t in zip(vals, tops) if t and v is not None and float(v) >= max(t.values()) - 1e-6)
+        if first < len(ranked) / 2:
+            return (f"only {first} of {len(ranked)} tokens of a predictable text are ranked first: "
+                    "prompt log-probs look shifted by a position or at chance")
     return None
