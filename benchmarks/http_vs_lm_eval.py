@@ -44,9 +44,16 @@ def main() -> None:
 
         import lm_eval
 
+        from evalkit.tasks.data import load_docs
+        from evalkit.tasks.fewshot import shared_exemplars
+
         spec = load_task("gsm8k", {"limit": a.limit})
-        samples, info = build_samples(spec, resolve_root(a.data_root), a.limit)
-        fewshot = [s for s in info.get("fewshot_docs", [])] or None
+        samples, _ = build_samples(spec, resolve_root(a.data_root), a.limit)
+        fs = spec.fewshot
+        pool = [{k: v for k, v in d.items() if not k.startswith("_") or k == "_index"}
+                for d in load_docs(spec, fs["split"], resolve_root(a.data_root))]
+        # evalkit's shared exemplars as lm-eval's first-n pool: both send the same prompts.
+        fewshot = shared_exemplars(pool, fs["n"], fs["select"], fs["seed"]).get(samples[0].group)
         with tempfile.TemporaryDirectory() as tmp:
             tc = task_config("gsm8k", "", [s.doc for s in samples], fewshot, 5, "first_n", Path(tmp))
             t1 = time.perf_counter()
