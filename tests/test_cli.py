@@ -14,7 +14,7 @@ from evalkit.cli import main
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["model=nope"], "model=nope: no such model config; choose one of: hf, smollm2_135m_instruct"),
+        (["model=nope"], "model=nope: no such model config; choose one of: hf, openai_compatible, smollm2_135m_instruct"),
         (["suite=nope"], "no such suite config; choose one of: "),
         (["model.foo=1"], "unknown config key 'model.foo'; valid keys under 'model': add_bos"),
         (["foo=1"], "unknown config key 'foo'; valid keys at the top level: data_root"),

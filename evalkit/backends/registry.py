@@ -16,6 +16,7 @@ from evalkit.errors import ConfigError
 #: name -> "module:Class". Keep entries lazy: importing this module loads no engine.
 BACKENDS: dict[str, str] = {
     "hf": "evalkit.backends.hf.backend:HFBackend",
+    "openai_compatible": "evalkit.backends.openai.backend:OpenAICompatibleBackend",
 }
 
 #: Keys of the model config read by the runner rather than the backend.

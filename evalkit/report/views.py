@@ -141,4 +141,17 @@ def _run_meta(res: dict[str, Any]) -> dict[str, Any]:
             "sha": sha[:12], "suite": res.get("suite", "?"), "data_root": res.get("data_root", "?"),
             "config_hash": res.get("config_hash", "?"),
             "chat_template": (res.get("prompting") or {}).get("chat_template", "?"),
-            "wall": (res.get("timing") or {}).get("wall_seconds"), "tokens": (res.get("tokens") or {}).get("forward")}
+            "wall": (res.get("timing") or {}).get("wall_seconds"), "tokens": (res.get("tokens") or {}).get("forward"),
+            "server": _server_meta(model, res.get("tokens") or {})}
+
+
+def _server_meta(model: dict[str, Any], tokens: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a model behind an HTTP server was reached, and what the run used there."""
+    server = model.get("server")
+    if not isinstance(server, dict):
+        return None
+    version = server.get("version") or "; ".join(f"{k}: {v}" for k, v in (server.get("version_headers") or {}).items())
+    return {"host": server.get("host"), "served_model": server.get("served_model"), "api": model.get("api"),
+            "version": version or "not reported", "prompt_tokens": tokens.get("prompt_tokens"),
+            "completion_tokens": tokens.get("completion_tokens"), "cost": tokens.get("cost_estimate"),
+            "failed": tokens.get("failed_requests", 0), "retries": tokens.get("http_retries", 0)}

@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from evalkit.backends import Backend, Request
+from evalkit.errors import EvalkitError
 from evalkit.files import atomic_write_json
 from evalkit.runner.cache import RequestCache
 from evalkit.runner.cachedir import CacheSet, worker_cache_path
@@ -24,6 +25,10 @@ from evalkit.runner.plan import Plan
 from evalkit.rundir import ANSWER, CACHE
 
 log = logging.getLogger("evalkit")
+
+class RequestsFailed(EvalkitError):
+    """Some requests failed for good; every other answer is saved for the next run."""
+
 
 _KIND_METHOD = {"loglikelihood": "loglikelihood", "rolling": "loglikelihood_rolling", "generate": "generate"}
 
@@ -47,6 +52,12 @@ def answer_plan(plan: Plan, backend: Backend, run_dir: Path, cfg: dict[str, Any]
               "run the same command again to resume", file=sys.stderr)
         raise SystemExit(130) from None
     cache.close()
+    c = stats["counts"]
+    if c["failed"]:
+        first = (getattr(backend, "failures", None) or ["see the log above"])[0]
+        raise RequestsFailed(f"{c['failed']} of {c['unique']} requests failed (first: {first}); the other "
+                             f"{c['unique'] - c['failed']} answers are saved in {path}: run the same "
+                             "command again to retry only the failed ones")
     meta = {**answer_meta(backend, cfg, stats), **(extra or {})}
     atomic_write_json(meta_path or run_dir / ANSWER, meta)
     return meta
@@ -92,7 +103,7 @@ def answer_keys(wanted: dict[str, Request], owner: dict[str, str], backend: Back
     for k, r in wanted.items():
         if k not in done:
             pending[r.kind].append((k, r))
-    counts = {"unique": len(wanted), "from_cache": len(done), "computed": 0}
+    counts = {"unique": len(wanted), "from_cache": len(done), "computed": 0, "failed": 0}
     seconds: dict[str, float] = {}
     task_seconds: dict[str, float] = defaultdict(float)
     if done:
@@ -103,6 +114,7 @@ def answer_keys(wanted: dict[str, Request], owner: dict[str, str], backend: Back
             continue
         method = getattr(backend, _KIND_METHOD[kind])
         t0 = last = time.perf_counter()
+        answered = 0
         with tqdm(total=len(items), desc=f"{kind} requests", unit="req", disable=not progress,
                   dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
             for i, result in method([r for _, r in items]):
@@ -113,9 +125,13 @@ def answer_keys(wanted: dict[str, Request], owner: dict[str, str], backend: Back
                 task_seconds[owner[key]] += now - last
                 last = now
                 counts["computed"] += 1
+                answered += 1
                 bar.update(1)
                 if on_answer:
                     on_answer()
         cache.commit()
+        # A backend leaves out a request that failed for good (after its retries): it is
+        # not cached, so the same command asks for it again.
+        counts["failed"] += len(items) - answered
         seconds[kind] = time.perf_counter() - t0
     return {"counts": counts, "seconds": seconds, "task_seconds": dict(task_seconds)}

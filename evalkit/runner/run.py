@@ -62,6 +62,7 @@ def _run_locked(cfg: dict[str, Any], backend: Backend | None, run_dir: Path, t_s
         plan = answer_with_ray(tasks, chat, run_dir, cfg)
     else:
         backend = backend or build_backend(cfg["model"])
+        require_kinds(backend, specs)
         plan = plan_requests(tasks, chat, backend, cfg["seed"])
         save_plan(plan, run_dir)
         if index is not None:
@@ -70,6 +71,20 @@ def _run_locked(cfg: dict[str, Any], backend: Backend | None, run_dir: Path, t_s
         answer_plan(plan, backend, run_dir, cfg)
     score_run(plan, run_dir, cfg, root, wall_start=t_start)
     return run_dir
+
+
+def require_kinds(backend: Backend, specs: list) -> None:
+    """Let a backend that can only tell once it is live (an HTTP server that may not return
+    log-probs) refuse the suite before any work, naming the tasks."""
+    require = getattr(backend, "require", None)
+    if require is not None:
+        kinds: dict[str, list[str]] = {}
+        for spec in specs:
+            kinds.setdefault(_REQUEST_KIND[spec.type], []).append(spec.name)
+        require(kinds)
+
+
+_REQUEST_KIND = {"multiple_choice": "loglikelihood", "rolling": "rolling", "generate": "generate"}
 
 
 def executor_name(cfg: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""A backend for models behind an OpenAI-compatible HTTP server (``model=openai_compatible``)."""
