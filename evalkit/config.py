@@ -21,7 +21,7 @@ from evalkit.tasks.spec import available_tasks, load_task
 
 HUB_VALUES = ("", "hub", "null", "none")
 # Keys that do not change any result, left out of the run's identity hash.
-NON_IDENTITY_KEYS = ("output_dir", "run_name", "report", "progress")
+NON_IDENTITY_KEYS = ("output_dir", "run_name", "report", "progress", "tracking")
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:

@@ -3,6 +3,8 @@
     evalkit [hydra overrides...]          run a suite (Hydra; --multirun works)
     evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
     evalkit tasks                         list the available tasks
+    evalkit watch CKPT_DIR [key=value...]  evaluate each new checkpoint, gate it, keep a trend report
+    evalkit trend RUN_DIR... [-o FILE]    the trend report of finished checkpoint runs
 
 Config mistakes end with one line naming the key and the valid choices, no traceback.
 """
@@ -13,7 +15,7 @@ import sys
 
 from evalkit.errors import EvalkitError
 
-_SUBCOMMANDS = ("report", "tasks", "compare")
+_SUBCOMMANDS = ("report", "tasks", "compare", "watch", "trend")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
             from evalkit.cli.compare import compare_main  # type: ignore[import-not-found]
 
             return compare_main(argv[1:])
+        if argv and argv[0] in ("watch", "trend"):
+            from evalkit.cli import watch
+
+            return watch.watch_main(argv[1:]) if argv[0] == "watch" else watch.trend_main(argv[1:])
         if argv and argv[0] == "tasks":
             from evalkit.cli.tasks import tasks_main
 

@@ -58,6 +58,9 @@ def _run_job(cfg) -> None:
             from evalkit.report.build import write_report
 
             print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
+        from evalkit.tracking import track_run
+
+        track_run(plain, run_dir)
     except EvalkitError as e:
         print(f"evalkit: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -102,7 +102,7 @@ _MAX_LABEL = 80  # a column header; the run table below the card lists each run'
 
 
 # Settings that never change a score (the code-execution switch only lets code tasks run at all).
-_NON_IDENTITY = ("output_dir", "run_name", "report", "progress", "sandbox.allow_code_execution")  # keys and their subtrees
+_NON_IDENTITY = ("output_dir", "run_name", "report", "progress", "tracking", "sandbox.allow_code_execution")  # keys and their subtrees
 
 
 def _run_config(res: dict[str, Any]) -> dict[str, Any]:
