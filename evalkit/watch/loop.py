@@ -64,7 +64,15 @@ def watch(s: WatchSettings) -> int:
     base_cfg = compose_config(s.run_overrides)
     wdir = Path(base_cfg["output_dir"]).expanduser() / f"watch__{_slug(s.ckpt_dir.resolve().name)}__{_slug(base_cfg['suite']['name'])}"
     state = _load_state(wdir)
-    baseline = load_results(_baseline_run(s, base_cfg)) if s.baseline else None
+    baseline = None
+    if s.baseline:
+        known = state.get("baseline") or {}
+        # A restart reuses the baseline's finished run instead of loading its model again.
+        if known.get("given") == s.baseline and (Path(known.get("run_dir", "")) / RESULTS).is_file():
+            baseline = load_results(known["run_dir"])
+        else:
+            baseline = load_results(_baseline_run(s, base_cfg))
+            state["baseline"] = {"given": s.baseline, "run_dir": baseline["run_dir"]}
     points: list[TrendPoint] = []
     for entry in state["checkpoints"].values():
         if (Path(entry["run_dir"]) / RESULTS).is_file():
