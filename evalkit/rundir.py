@@ -38,7 +38,7 @@ SAMPLES = "samples"
 #: display, safety switches that refuse rather than change results, and speed-only model
 #: settings (the prefix-sharing and batching paths are tested equal to the reference).
 NON_IDENTITY_KEYS = (
-    "output_dir", "run_name", "report", "progress", "wait_for_lock",
+    "output_dir", "run_name", "report", "progress", "wait_for_lock", "tracking",
     "sandbox.allow_code_execution",
     "model.prefix_sharing", "model.batch_size",
     # How the work is spread (shards, Ray workers): answers are keyed by content, so

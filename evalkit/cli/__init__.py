@@ -4,6 +4,8 @@
     evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
     evalkit tasks                         list the available tasks
     evalkit merge RUN_DIR                 score a run answered in shards (shard.index=...)
+    evalkit watch CKPT_DIR [key=value...]  evaluate each new checkpoint, gate it, keep a trend report
+    evalkit trend RUN_DIR... [-o FILE]    the trend report of finished checkpoint runs
 
 Config mistakes end with one line naming the key and the valid choices, no traceback.
 """
@@ -15,7 +17,7 @@ import sys
 from evalkit import secrets
 from evalkit.errors import EvalkitError
 
-_SUBCOMMANDS = ("report", "tasks", "compare", "merge")
+_SUBCOMMANDS = ("report", "tasks", "compare", "merge", "watch", "trend")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             from evalkit.cli.merge import merge_main
 
             return merge_main(argv[1:])
+        if argv and argv[0] in ("watch", "trend"):
+            from evalkit.cli import watch
+
+            return watch.watch_main(argv[1:]) if argv[0] == "watch" else watch.trend_main(argv[1:])
         if argv and argv[0] == "tasks":
             from evalkit.cli.tasks import tasks_main
 

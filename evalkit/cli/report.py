@@ -21,7 +21,12 @@ def report_main(argv: list[str]) -> int:
                     help="run folders (each holds results.json), in order; the first is the baseline")
     ap.add_argument("-o", "--output", default="card.html", help="HTML file to write (default: card.html)")
     ap.add_argument("--screenshot", help="also save a PNG of the page (needs Debian's chromium)")
+    ap.add_argument("--format", choices=("html", "model-index", "md"), default="html",
+                    help="html (the card, default); model-index (README.md: Hub model-index metadata + Markdown table); "
+                         "md (the Markdown table, e.g. for a pull-request comment)")
     args = ap.parse_args(argv)
+    if args.format != "html":
+        return _export(args)
     settings = [a for a in args.run_dirs if "=" in a and not Path(a).exists()]
     run_dirs = [a for a in args.run_dirs if a not in settings]
     from evalkit.compare.gate import load_gate
@@ -38,4 +43,17 @@ def report_main(argv: list[str]) -> int:
         with Chromium() as browser:
             browser.open(path)
             print(f"screenshot: {browser.screenshot(args.screenshot)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from evalkit.files import atomic_write_text
+    from evalkit.report.model_index import markdown_table, model_index_card
+
+    results = [load_results(d) for d in args.run_dirs]
+    text = model_index_card(results) if args.format == "model-index" else markdown_table(results)
+    out = Path(args.output if args.output != "card.html" else ("README.md" if args.format == "model-index" else "card.md"))
+    atomic_write_text(out, text)
+    print(text)
+    print(f"wrote {out.resolve()}")
     return 0

@@ -68,6 +68,9 @@ def _run_job(cfg) -> None:
 
             with storage_errors():
                 print(f"card: {write_report([run_dir], run_dir / 'card.html')}")
+        from evalkit.tracking import track_run
+
+        track_run(plain, run_dir)
     except EvalkitError as e:
         print(secrets.error_line(e), file=sys.stderr)
         raise SystemExit(2) from None

@@ -27,15 +27,17 @@ class Point:
     ci: float | None
     state: str = "same"
     tip: str = ""
+    x: float | None = None  # position on a numeric axis (a training step); None = evenly spaced
 
 
-def series_svg(title: str, points: list[Point], reference: float | None = None) -> Markup:
-    """A small line plot of ``points`` in order; ``reference`` draws a dashed line (the card)."""
+def series_svg(title: str, points: list[Point], reference: float | None = None, baseline: float | None = None) -> Markup:
+    """A small line plot of ``points`` in order; ``reference`` draws a dashed line (the card),
+    ``baseline`` a solid one (the run every point is compared with)."""
     vals = [(p.value, p.ci or 0.0) for p in points if p.value is not None and not math.isnan(p.value)]
     if not vals:
         return Markup("")
-    lo = min(v - c for v, c in vals)
-    hi = max(v + c for v, c in vals)
+    lo = min([v - c for v, c in vals] + ([baseline] if baseline is not None else []))
+    hi = max([v + c for v, c in vals] + ([baseline] if baseline is not None else []))
     if reference is not None and lo - 25 <= reference <= hi + 25:  # only when it does not squash the data
         lo, hi = min(lo, reference), max(hi, reference)
     if hi - lo < 1e-9:
@@ -45,8 +47,12 @@ def series_svg(title: str, points: list[Point], reference: float | None = None) 
     pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
 
     inner = pw - 2 * _XPAD
+    xs = [p.x for p in points]
+    numeric = all(v is not None for v in xs) and len(set(xs)) > 1
 
     def x(i: int) -> float:
+        if numeric:
+            return _LEFT + _XPAD + inner * (xs[i] - min(xs)) / (max(xs) - min(xs))  # type: ignore[operator]
         return _LEFT + _XPAD + (inner * i / (len(points) - 1) if len(points) > 1 else inner / 2)
 
     def y(v: float) -> float:
@@ -63,6 +69,9 @@ def series_svg(title: str, points: list[Point], reference: float | None = None) 
     if reference is not None and lo <= reference <= hi:
         parts.append(f'<line x1="{_LEFT}" y1="{y(reference):.1f}" x2="{_LEFT + pw}" y2="{y(reference):.1f}" class="ref">'
                      f"<title>card: {reference:.2f}</title></line>")
+    if baseline is not None:
+        parts.append(f'<line x1="{_LEFT}" y1="{y(baseline):.1f}" x2="{_LEFT + pw}" y2="{y(baseline):.1f}" class="base">'
+                     f"<title>baseline: {baseline:.2f}</title></line>")
     line = [f"{x(i):.1f},{y(p.value):.1f}" for i, p in enumerate(points) if p.value is not None and not math.isnan(p.value)]
     if len(line) > 1:
         parts.append(f'<polyline points="{" ".join(line)}" class="line"/>')
