@@ -71,3 +71,6 @@ def compare_all(results: list[dict], gate) -> list[Comparison]:
     labels = column_labels(results)
     return [compare_runs(results[0], res, gate, labels=(labels[0], label))
             for res, label in zip(results[1:], labels[1:])]
+
+
+main = compare_main  # the entry `evalkit.cli.COMMANDS` calls
