@@ -29,6 +29,7 @@ def check_overrides(overrides: list[str], config_dir: list[str] | tuple[str, ...
 
     for o in overrides:
         refuse_suite_tasks_merge(o)
+    overrides = [task_override(o) for o in overrides]
     search = searchpath_override(config_dir)
 
     try:

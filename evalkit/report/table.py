@@ -18,6 +18,7 @@ import yaml
 from scipy.stats import norm
 
 from evalkit.paths import REPORTS_DIR
+from evalkit.report.row_facts import facts, measured_text
 
 #: Half-width of a normal 95% interval in standard errors (values shown as v ± 1.96 se).
 Z95 = float(norm.ppf(0.975))
@@ -151,6 +152,7 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "n": m.get("n"),
                     "hash": tr.get("hash"),
                     "higher_is_better": tr.get("higher_is_better", {}).get(e["metric"], True),
+                    **facts(tr, e, m, reference_row(e["table"], e["row"])),
                 })
     return pd.DataFrame.from_records(records)
 
@@ -162,9 +164,12 @@ def card_frame(results: list[dict[str, Any]], table: str | None = None, with_ref
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
     if table:
         long = long[long["table"] == table]
-    long = long.assign(cell=[format_cell(v, c) for v, c in zip(long["value"], long["ci"])])
+    long = long.assign(cell=[f"{format_cell(v, c)} ({measured_text(n, cov)})"
+                             for v, c, n, cov in zip(long["value"], long["ci"], long["n"], long["coverage"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
+    wide["label"] = [_with_scorer(label, long[(long["table"] == t) & (long["row"] == r)])
+                     for t, r, label in zip(wide["table"], wide["row"], wide["label"])]
     if with_reference:
         wide = _add_reference(wide)
     wide = wide.drop(columns=["order"]).rename(columns={"table": "Table", "row": "Benchmark", "label": "Metric"})
@@ -172,6 +177,15 @@ def card_frame(results: list[dict[str, Any]], table: str | None = None, with_ref
         wide = wide.drop(columns=["Table"])
     wide.columns.name = None
     return wide.fillna("")
+
+
+def _with_scorer(label: str, rows: pd.DataFrame) -> str:
+    """The metric label with the scorer beside it (and the note when the card used another)."""
+    scored = rows[rows["scorer"] != ""]
+    if scored.empty:
+        return label
+    first = scored.iloc[0]
+    return f"{label} [scorer: {first['scorer']}" + (f"; {first['scorer_note']}]" if first["scorer_note"] else "]")
 
 
 def format_cell(value: float | None, ci: float | None) -> str:

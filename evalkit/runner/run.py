@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import logging
 import platform
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -57,10 +58,8 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     validate(cfg)
     t_start = time.perf_counter()
     run_dir = run_dir_for(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    fresh = not run_dir.exists()  # a run that fails before its first answer leaves no folder behind
     root = resolve_data_root(cfg.get("data_root"))
-    log.info("run folder: %s", run_dir)
 
     # Tasks first: a bad spec or data file fails before the model is loaded.
     specs = [load_task(name, overrides or {}) for name, overrides in cfg["suite"]["tasks"].items()]
@@ -80,14 +79,22 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
         for spec in specs
     ]
 
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    log.info("run folder: %s", run_dir)
     cache = RequestCache(run_dir / CACHE)
     try:
         stats = _answer_all(plans, backend, cache, progress=cfg.get("progress", True))
-    except KeyboardInterrupt:
+    except BaseException as e:
+        empty = cache.db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is None
         cache.close()
-        print(f"\ninterrupted: answers so far are saved in {run_dir / CACHE}; "
-              "run the same command again to resume", file=sys.stderr)
-        raise SystemExit(130) from None
+        if fresh and empty:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            saved = "nothing was answered yet" if empty else f"answers so far are saved in {run_dir / CACHE}"
+            print(f"\ninterrupted: {saved}; run the same command again to resume", file=sys.stderr)
+            raise SystemExit(130) from None
+        raise
     answers = cache.load(request_key(r) for p in plans for reqs in p.requests for r in reqs)
     cache.close()
 
