@@ -166,4 +166,4 @@ def test_disjoint_runs_of_one_model_fill_one_column(tmp_path):
         (folder / "config.yaml").write_text(yaml.safe_dump({**cfg, "suite": {"name": suite}}))
     html = write_report([pt, code], tmp_path / "card.html").read_text()
     assert html.count("<th>#1 ") == 1 and "<th>#2 " not in html  # ARC-e and MMLU in one model column
-    assert "card_pt + card_code" in html and "Question 0?" in html  # both folders' samples shown
+    assert f"{pt.resolve()} + {code.resolve()}" in html and "Question 0?" in html  # both folders, both samples
