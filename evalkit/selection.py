@@ -83,6 +83,8 @@ def check_task_settings(overrides: list[str], cfg: dict[str, Any], base_tasks: l
     runs = chosen if chosen is not None else base_tasks
     for o in overrides:
         m = _TASK_SETTING.match(o)
+        if m and m.group(1) not in available_tasks():
+            raise ConfigError(f"suite.tasks.{m.group(1)}: unknown task; available: {', '.join(available_tasks())}")
         if m and m.group(1) not in runs:
             what = f"tasks={','.join(chosen)}" if chosen is not None else f"suite {cfg['suite'].get('name')}"
             raise ConfigError(f"{o.lstrip('+')}: {m.group(1)} is not run by {what} (it runs: {', '.join(runs) or 'nothing'}); "
