@@ -67,7 +67,7 @@ def test_every_readme_command_exits_0(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "evalkit.cli", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"{cmd}\n{proc.stderr[-2000:]}"
-        if words[1] == "--multirun":
+        if words[1:2] == ["--multirun"]:
             runs = sorted(set(_run_folders(tmp_path)) - before)
             assert len(runs) == 2, runs
 
