@@ -36,9 +36,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # The whole card (capability, code and safety rows). Code rows run model-written code in
-# evalkit's sandbox, which needs the explicit opt-in below.
+# evalkit's sandbox, which needs the explicit opt-in below. On the bundled samples (no
+# data_root= in ARGS) generations are capped at DEMO_GEN_TOKS tokens: generation dominates
+# the demo's time, and the samples' items are short; real data keeps each task's own length.
+DEMO_GEN_TOKS ?= 48
 demo: install system-deps
-	$(BIN)/evalkit suite=card sandbox.allow_code_execution=true $(ARGS)
+	$(BIN)/evalkit suite=card sandbox.allow_code_execution=true $(if $(findstring data_root=,$(ARGS)),,max_gen_toks=$(DEMO_GEN_TOKS)) $(ARGS)
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

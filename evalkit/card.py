@@ -22,6 +22,7 @@ from scipy.stats import norm
 from evalkit.compare.stats import value_interval
 from evalkit.paths import REPORTS_DIR
 from evalkit.rundir import is_identity_key
+from evalkit.card_facts import facts, measured_text
 
 #: Half-width of a normal 95% interval in standard errors (values shown as v ± 1.96 se).
 Z95 = float(norm.ppf(0.975))
@@ -154,22 +155,36 @@ def long_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                     "n": m.get("n"),
                     "hash": tr.get("hash"),
                     "higher_is_better": tr.get("higher_is_better", {}).get(e["metric"], True),
+                    **facts(tr, e, m, reference_row(e["table"], e["row"])),
                 })
     return pd.DataFrame.from_records(records)
 
 
-def card_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """The card table: Benchmark | Metric | one column per run ("v ± 95% CI half-width") | the card's values."""
+def card_frame(results: list[dict[str, Any]], with_reference: bool = True) -> pd.DataFrame:
+    """The card table: Benchmark | Metric | one column per run (value, 95% interval, n) | the card's values."""
     long = long_frame(results)
     if long.empty:
         return pd.DataFrame(columns=["Table", "Benchmark", "Metric"])
-    long = long.assign(cell=[format_cell(v, c, lo, hi) for v, c, lo, hi in zip(long["value"], long["ci"], long["low"], long["high"])])
+    long = long.assign(cell=[f"{format_cell(v, c, lo, hi)} ({measured_text(n, cov)})" for v, c, lo, hi, n, cov
+                             in zip(long["value"], long["ci"], long["low"], long["high"], long["n"], long["coverage"])])
     wide = long.pivot_table(index=["table", "order", "row", "label"], columns="run", values="cell", aggfunc="first")
     wide = wide.reindex(columns=column_labels(results)).reset_index().sort_values(["table", "order"], key=_table_key)
-    wide = _add_reference(wide)
+    wide["label"] = [_with_scorer(label, long[(long["table"] == t) & (long["row"] == r)])
+                     for t, r, label in zip(wide["table"], wide["row"], wide["label"])]
+    if with_reference:
+        wide = _add_reference(wide)
     wide = wide.drop(columns=["order"]).rename(columns={"table": "Table", "row": "Benchmark", "label": "Metric"})
     wide.columns.name = None
     return wide.fillna("")
+
+
+def _with_scorer(label: str, rows: pd.DataFrame) -> str:
+    """The metric label with the scorer beside it (and the note when the card used another)."""
+    scored = rows[rows["scorer"] != ""]
+    if scored.empty:
+        return label
+    first = scored.iloc[0]
+    return f"{label} [scorer: {first['scorer']}" + (f"; {first['scorer_note']}]" if first["scorer_note"] else "]")
 
 
 def format_cell(value: float | None, ci: float | None, low: float | None = None, high: float | None = None) -> str:

@@ -16,12 +16,21 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 
 from evalkit.errors import ConfigError
+from evalkit.config_path import searchpath_override
 from evalkit.paths import CONF_DIR
 
 
-def check_overrides(overrides: list[str]) -> None:
-    """Raise ``ConfigError`` (one line) if any override or resulting value is invalid."""
+def check_overrides(overrides: list[str], config_dir: list[str] | tuple[str, ...] = ()) -> None:
+    """Raise ``ConfigError`` (one line) if any override or resulting value is invalid.
+
+    ``config_dir``: the user's config folders (``--config-dir``), searched after ``conf/``."""
     from evalkit.config import to_dict, validate
+    from evalkit.selection import check_task_settings, is_task_setting, refuse_suite_tasks_merge, select_tasks
+
+    for o in overrides:
+        refuse_suite_tasks_merge(o)
+    overrides = [task_override(o) for o in overrides]
+    search = searchpath_override(config_dir)
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -40,8 +49,10 @@ def check_overrides(overrides: list[str]) -> None:
         base = [c[0] for c in choices]
         combos = [base] + [base[:i] + [opt] + base[i + 1 :] for i, opts in enumerate(choices) for opt in opts[1:]]
         for combo in combos:
-            cfg = _compose(combo)
-            validate(to_dict(cfg))
+            plain = to_dict(_compose(search + combo))
+            suite_only = to_dict(_compose(search + [o for o in combo if not is_task_setting(o)]))
+            check_task_settings(combo, plain, list(suite_only["suite"].get("tasks") or {}))
+            validate(select_tasks(plain))
     GlobalHydra.instance().clear()
 
 
@@ -51,15 +62,17 @@ def task_override(o: str) -> str:
     return "++" + o if re.match(r"^suite\.tasks\.[^=]+\.[^=]+=", o) else o
 
 
-def compose_config(overrides: list[str] | None = None) -> dict:
+def compose_config(overrides: list[str] | None = None, config_dir: list[str] | tuple[str, ...] = ()) -> dict:
     """The resolved run config for ``overrides``, as the ``evalkit`` command would build it
     (for tests, benchmarks and scripts that call ``evalkit.runner.run.run`` directly)."""
     from evalkit.config import to_dict
+    from evalkit.selection import cli_tasks_override, select_tasks
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = to_dict(_compose([task_override(o) for o in overrides or []]))
+            wanted = [task_override(cli_tasks_override(o, multirun=False)) for o in overrides or []]
+            cfg = select_tasks(to_dict(_compose(searchpath_override(config_dir) + wanted)))
     finally:
         GlobalHydra.instance().clear()
     cfg.pop("hydra", None)

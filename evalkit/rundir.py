@@ -80,8 +80,14 @@ def run_dir_for(cfg: dict[str, Any]) -> Path:
 def load_results(run_dir: str | Path) -> dict[str, Any]:
     """``results.json`` of a run folder, with a clear error when it is not one."""
     path = Path(run_dir) / RESULTS
+    if not Path(run_dir).exists():
+        raise EvalkitError(f"{run_dir}: no such file or folder (give a run folder, e.g. runs/<model>__<suite>__<hash>)")
+    if not Path(run_dir).is_dir():
+        raise EvalkitError(f"{run_dir}: not a folder (give a run folder, which holds {RESULTS})")
     if not path.exists():
-        raise EvalkitError(f"{run_dir} is not a finished run folder (no {RESULTS}); rerun its command to finish it")
+        started = (Path(run_dir) / CONFIG).exists()
+        raise EvalkitError(f"{run_dir}: unfinished run (config.yaml but no {RESULTS}); rerun its command to finish it"
+                           if started else f"{run_dir}: not a run folder (no {RESULTS} or {CONFIG})")
     res = read_json(path)
     res["run_dir"] = str(Path(run_dir).resolve())
     return res

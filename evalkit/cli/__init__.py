@@ -1,52 +1,57 @@
 """The ``evalkit`` command: one module per subcommand in this package.
 
-    evalkit [hydra overrides...]          run a suite (Hydra; --multirun works)
-    evalkit report RUN_DIR... [-o FILE]   render the card table of finished runs
-    evalkit tasks                         list the available tasks
-    evalkit merge RUN_DIR                 score a run answered in shards (shard.index=...)
-    evalkit watch CKPT_DIR [key=value...]  evaluate each new checkpoint, gate it, keep a trend report
-    evalkit trend RUN_DIR... [-o FILE]    the trend report of finished checkpoint runs
-
-Config mistakes end with one line naming the key and the valid choices, no traceback.
+``COMMANDS`` is the command table: ``evalkit NAME ...`` imports the module and calls its
+``main(argv)``; a new command is one line there (``evalkit --help`` lists it). Anything
+that is not a command name runs a suite (``run`` is the default command). Config mistakes
+end with one line naming the key and the valid choices, no traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from evalkit import secrets
 from evalkit.errors import EvalkitError
 
-_SUBCOMMANDS = ("report", "tasks", "compare", "merge", "watch", "trend")
+#: name -> (module with ``main(argv) -> int``, one-line help), in the order ``--help`` shows them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("evalkit.cli.run", "run a suite (the default: `evalkit KEY=VALUE...` is `evalkit run KEY=VALUE...`)"),
+    "report": ("evalkit.cli.report", "render finished run folders as one model-card page (one column per model)"),
+    "compare": ("evalkit.cli.compare", "paired deltas between run folders, optional release gate (exit 0 only when every gated row passes)"),
+    "tasks": ("evalkit.cli.tasks", "table of the task specs: card row, metric, request type, shots, data present"),
+    "merge": ("evalkit.cli.merge", "score a run answered in shards (shard.index=...) once every shard is done"),
+    "watch": ("evalkit.cli.watch", "evaluate each new checkpoint of a folder, gate it, keep a trend report"),
+    "trend": ("evalkit.cli.trend", "the trend report (and gate) of finished checkpoint runs, ordered by step"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     secrets.install()
     try:
-        if argv and argv[0] == "report":
-            from evalkit.cli.report import report_main
+        if argv[:1] in (["--help"], ["-h"], ["help"]):
+            if argv[0] == "help" and argv[1:2] and argv[1] in COMMANDS:
+                return _command(argv[1])(["--help"])
+            from evalkit.cli.help import help_text
 
-            return report_main(argv[1:])
-        if argv and argv[0] == "compare":
-            from evalkit.cli.compare import compare_main  # type: ignore[import-not-found]
+            print(help_text())
+            return 0
+        if argv[:1] in (["--version"], ["-V"]):
+            from evalkit import __version__
 
-            return compare_main(argv[1:])
-        if argv and argv[0] == "merge":
-            from evalkit.cli.merge import merge_main
-
-            return merge_main(argv[1:])
-        if argv and argv[0] in ("watch", "trend"):
-            from evalkit.cli import watch
-
-            return watch.watch_main(argv[1:]) if argv[0] == "watch" else watch.trend_main(argv[1:])
-        if argv and argv[0] == "tasks":
-            from evalkit.cli.tasks import tasks_main
-
-            return tasks_main(argv[1:])
-        from evalkit.cli.run import run_main
-
-        return run_main(argv)
+            print(f"evalkit {__version__}")
+            return 0
+        if argv and argv[0] in COMMANDS:
+            return _command(argv[0])(argv[1:])
+        return _command("run")(argv)
     except EvalkitError as e:
         print(secrets.error_line(e), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `evalkit tasks | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+
+
+def _command(name: str):
+    return importlib.import_module(COMMANDS[name][0]).main

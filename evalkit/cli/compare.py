@@ -29,8 +29,8 @@ def compare_main(argv: list[str]) -> int:
         description="Paired comparison of run folders (every run against the first), with an optional release gate.",
         epilog="Hydra-style settings: gate=NAME (conf/gate/NAME.yaml), gate.alpha=0.01, gate.rows.MMLU.max_drop=0.5")
     ap.add_argument("args", nargs="+", metavar="RUN_DIR | gate=NAME | gate.KEY=VALUE")
-    ap.add_argument("-o", "--output-dir", default="runs/compare", help="folder for summary.md, junit.xml, "
-                    "comparison.json and report.html (default: runs/compare)")
+    ap.add_argument("-o", "--output-dir", help="folder for summary.md, junit.xml, comparison.json and report.html "
+                    "(default: compare__<base>__vs__<new> beside the base run folder)")
     ap.add_argument("--junit", help="JUnit XML path (default: OUTPUT_DIR/junit.xml; written with a gate)")
     ap.add_argument("--markdown", help="Markdown summary path (default: OUTPUT_DIR/summary.md)")
     ap.add_argument("--no-html", action="store_true", help="do not write report.html")
@@ -46,7 +46,7 @@ def compare_main(argv: list[str]) -> int:
         reasons = "; ".join(dict.fromkeys(r.reason for c in comps for r in c.rows if r.reason)) or "no task in common"
         raise EvalkitError(f"nothing to compare: {reasons}")
 
-    out = Path(ns.output_dir)
+    out = Path(ns.output_dir) if ns.output_dir else default_output_dir(run_dirs)
     summary = markdown_summary(comps)
     md_path = Path(ns.markdown) if ns.markdown else out / "summary.md"
     atomic_write_text(md_path, summary)
@@ -63,3 +63,12 @@ def compare_main(argv: list[str]) -> int:
         print(f"wrote {p}", file=sys.stderr)
     return 0 if all(c.passed for c in comps) or not gate.enforced else 1
 
+
+def default_output_dir(run_dirs: list[str]) -> Path:
+    """``<base's parent>/compare__<base>__vs__<new>[+<more>]``: one folder per comparison,
+    so comparing other runs never overwrites this one."""
+    names = [Path(d).resolve().name[:60] for d in run_dirs]
+    return Path(run_dirs[0]).resolve().parent / f"compare__{names[0]}__vs__{'+'.join(names[1:])}"[:200]
+
+
+main = compare_main  # the entry `evalkit.cli.COMMANDS` calls

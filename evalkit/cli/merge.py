@@ -26,3 +26,6 @@ def merge_main(argv: list[str]) -> int:
 
         print(f"card: {write_report([args.run_dir], args.run_dir / 'card.html')}")
     return 0
+
+
+main = merge_main  # the entry `evalkit.cli.COMMANDS` calls

@@ -27,13 +27,38 @@ def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def _config_dirs(flags: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``--config-dir DIR`` out of the Hydra flags: evalkit turns every user config
+    folder (these and ``EVALKIT_CONFIG_PATH``) into one search path, checked like ``conf/``."""
+    dirs, rest = [], []
+    it = iter(flags)
+    for f in it:
+        if f in ("--config-dir", "-cd"):
+            dirs.append(next(it, ""))
+        elif f.startswith(("--config-dir=", "-cd=")):
+            dirs.append(f.split("=", 1)[1])
+        else:
+            rest.append(f)
+    return dirs, rest
+
+
 def run_main(argv: list[str]) -> int:
+    from evalkit.config_path import searchpath_override
     from evalkit.hydra_checks import check_overrides, task_override
+    from evalkit.selection import cli_tasks_override
 
     flags, overrides = _split_args(argv)
-    overrides = [task_override(o) for o in overrides]
-    if not any(f in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
-        check_overrides(overrides)
+    if any(f in ("--help", "-h") for f in flags):
+        from evalkit.cli.help import help_text
+
+        print(help_text())
+        return 0
+    config_dirs, flags = _config_dirs(flags)
+    multirun = any(f in ("--multirun", "-m") for f in flags)
+    overrides = [task_override(cli_tasks_override(o, multirun)) for o in overrides]
+    if not any(f in ("--hydra-help", "--info", "-i", "--cfg", "-c") for f in flags):
+        check_overrides(overrides, config_dirs)
+    overrides = searchpath_override(config_dirs) + overrides
     import hydra
 
     @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
@@ -50,10 +75,12 @@ def _run_job(cfg) -> None:
     from evalkit.config import to_dict
     from evalkit.runner.run import run
     from evalkit.runner.storage import storage_errors
+    from evalkit.selection import select_tasks
 
     logging.getLogger("evalkit").setLevel(logging.INFO)
     try:
-        plain = to_dict(cfg)
+        plain = select_tasks(to_dict(cfg))
+        plain.pop("hydra", None)
         secrets.install(plain)  # after Hydra set up logging: its handlers get the filter too
         with storage_errors():
             run_dir = run(plain)
@@ -95,3 +122,6 @@ def _print_summary(run_dir: Path) -> None:
     print("(percent; [low, high] is the 95% interval, Wilson for proportions; ± is 1.96 standard errors otherwise)")
     print(f"run folder: {run_dir}")
 
+
+
+main = run_main  # the entry `evalkit.cli.COMMANDS` calls

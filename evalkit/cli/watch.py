@@ -100,3 +100,6 @@ def _parse(key: str, value: str) -> Any:
     if kind in (int, float) and out < 0 or (key in ("poll_s", "max_checkpoints") and out == 0):
         raise ConfigError(f"{key}={value}: must be a positive number")
     return out
+
+
+main = watch_main  # the entry `evalkit.cli.COMMANDS` calls

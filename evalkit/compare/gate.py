@@ -96,7 +96,9 @@ def no_gate(**settings: Any) -> Gate:
 
 
 def available_gates() -> list[str]:
-    return sorted(p.stem for p in GATE_DIR.glob("*.yaml"))
+    from evalkit.config_path import config_dirs  # the user's gate files (EVALKIT_CONFIG_PATH) too
+
+    return sorted({p.stem for d in config_dirs() for p in (d / "gate").glob("*.yaml")})
 
 
 def load_gate(overrides: list[str]) -> Gate | None:
@@ -132,7 +134,9 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name=None, overrides=overrides)
+            from evalkit.config_path import searchpath_override
+
+            cfg = compose(config_name=None, overrides=searchpath_override() + overrides)
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except HydraException as e:
         m = re.search(r"Could not override '(gate\.[^']+)'", str(e))

@@ -57,7 +57,7 @@ def pair_task(base_res: dict[str, Any], new_res: dict[str, Any], task: str) -> P
 
 def _records(res: dict[str, Any], task: str) -> list[Record]:
     try:
-        return load_samples(res["run_dir"], task)
+        return load_samples((res.get("task_run_dirs") or {}).get(task, res["run_dir"]), task)  # merged runs
     except FileNotFoundError:
         raise NotComparable(f"{task}: {res['run_dir']} has no per-sample records (samples/{task}.jsonl)") from None
 

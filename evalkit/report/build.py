@@ -44,8 +44,10 @@ def write_report(run_dirs: list[str | Path], out: str | Path, gate: Any = None, 
 
 
 def render_report(results: list[dict[str, Any]], gate: Any = None, comparisons: list | None = None) -> str:
+    from evalkit.report.merge import merge_runs
     from evalkit.report.views import drilldowns, run_views, table_views
 
+    results = merge_runs(results)  # one column per model: disjoint runs of one model and config
     labels = column_labels(results)
     if comparisons is None and len(results) > 1:
         from evalkit.compare.rows import compare_all

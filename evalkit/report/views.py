@@ -13,6 +13,7 @@ from evalkit.compare.rows import Comparison, RowDelta
 from evalkit.report.plot import Point, series_svg
 from evalkit.report.records_view import answer_text, prompt_text, target_text
 from evalkit.card import ALL_TABLES, format_cell, long_frame, reference_columns, reference_row
+from evalkit.card_facts import measured_text
 
 TITLES = {"capability": "Benchmark results", "safety": "Ethics and safety", "other": "Other tasks"}
 _VERDICT_CLASS = {"regression": "fail", "not comparable": "fail", "missing": "fail", "partial coverage": "fail",
@@ -52,8 +53,9 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
         v, ci, n = hit["value"].iloc[0], hit["ci"].iloc[0], hit["n"].iloc[0]
         ci = None if ci is None or (isinstance(ci, float) and math.isnan(ci)) else float(ci)
         lo, hi = (hit[k].iloc[0] if k in hit else None for k in ("low", "high"))
-        cells.append({"text": format_cell(v, ci, lo, hi),
-                      "title": f"n = {n}; [low, high]: the 95% interval (Wilson for proportions)"})
+        measured = measured_text(n, hit["coverage"].iloc[0] if "coverage" in hit else "")
+        cells.append({"text": format_cell(v, ci, lo, hi), "measured": measured,
+                      "title": f"{measured}; [low, high]: the 95% interval (Wilson for proportions)"})
         state = "same"
         if i > 0 and comps:
             d = by_key[i - 1].get((table, row, label))
@@ -65,7 +67,10 @@ def _row_view(table: str, row: str, label: str, g: pd.DataFrame, labels: list[st
     refs += [""] * (len(reference_columns(table)) - len(refs))
     measured = sum(p.value is not None for p in points)  # a one-point series is not a trend
     svg = series_svg(f"{row} ({label})" if label else row, points, (ref or {}).get("values", [None])[0]) if measured > 1 else ""
+    scored = g[g["scorer"] != ""] if "scorer" in g else g.iloc[0:0]
+    scorer = scored["scorer"].iloc[0] if not scored.empty else ""
     return {"row": row, "label": label, "arrow": arrow(hib), "better": "higher" if hib else "lower",
+            "scorer": scorer, "scorer_note": scored["scorer_note"].iloc[0] if scorer else "",
             "cells": cells, "deltas": deltas, "refs": refs, "svg": svg}
 
 
@@ -127,7 +132,9 @@ def run_views(results: list[dict[str, Any]], labels: list[str], examples) -> lis
     """Per run: its identity (model, data, settings) and per-task metrics with a few samples."""
     out = []
     for i, (label, res) in enumerate(zip(labels, results)):
-        tasks = [{"name": name, "tr": tr, "examples": examples(res["run_dir"], name)} for name, tr in res["tasks"].items()]
+        dirs = res.get("task_run_dirs") or {}
+        tasks = [{"name": name, "tr": tr, "examples": examples(dirs.get(name, res["run_dir"]), name)}
+                 for name, tr in res["tasks"].items()]
         out.append({"index": i + 1, "label": label, "meta": _run_meta(res), "tasks": tasks})
     return out
 
@@ -136,7 +143,7 @@ def _run_meta(res: dict[str, Any]) -> dict[str, Any]:
     """A run's identity for the page; tolerant of run folders written by older versions."""
     model = res.get("model") or {}
     sha = model.get("gguf_sha256") or model.get("weights_sha256") or ""
-    return {"run_dir": res.get("run_dir", ""), "pretrained": model.get("pretrained", model.get("name", "?")),
+    return {"run_dir": " + ".join(res.get("merged_from") or [res.get("run_dir", "")]), "pretrained": model.get("pretrained", model.get("name", "?")),
             "dtype": model.get("loaded_dtype", model.get("dtype", "?")), "device": model.get("device", "?"),
             "sha": sha[:12], "suite": res.get("suite", "?"), "data_root": res.get("data_root", "?"),
             "config_hash": res.get("config_hash", "?"),

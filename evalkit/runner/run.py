@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from evalkit.runner.planfile import save_plan
 from evalkit.runner.score import score_run
 from evalkit.runner.shard import shard_settings
 from evalkit.runner.sharded import answer_shard
-from evalkit.rundir import CONFIG, run_dir_for
+from evalkit.rundir import CACHE, CONFIG, run_dir_for
 
 log = logging.getLogger("evalkit")
 
@@ -37,16 +39,38 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     executor_name(cfg)
     t_start = time.perf_counter()
     run_dir = run_dir_for(cfg)
+    fresh = not run_dir.exists()  # a run that fails before its first answer leaves no folder behind
     run_dir.mkdir(parents=True, exist_ok=True)
-    # One writer per folder, for the whole run (released on return, error or Ctrl-C).
-    with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False))):
-        return _run_locked(cfg, backend, run_dir, t_start)
+    try:
+        # One writer per folder, for the whole run (released on return, error or Ctrl-C).
+        with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False))):
+            return _run_locked(cfg, backend, run_dir, t_start)
+    except BaseException:
+        if fresh and not _has_answers(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _has_answers(run_dir: Path) -> bool:
+    """Whether any cache file of the folder holds an answer (then the folder is worth keeping)."""
+    for path in [run_dir / CACHE, *sorted((run_dir / "cache").glob("*.sqlite"))]:
+        if not path.exists():
+            continue
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                if db.execute("SELECT 1 FROM answers LIMIT 1").fetchone():
+                    return True
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return True  # unreadable: keep it rather than delete what might be answers
+    return False
 
 
 def _run_locked(cfg: dict[str, Any], backend: Backend | None, run_dir: Path, t_start: float) -> Path:
     atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     root = resolve_data_root(cfg.get("data_root"))
-    log.info("run folder: %s", run_dir)
 
     # Everything that can fail without the model fails before it loads.
     specs = load_specs(cfg)
