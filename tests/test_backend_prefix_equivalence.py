@@ -1,7 +1,7 @@
 """The prefix-sharing path gives the straightforward path's numbers (embedded model).
 
 Each fixture is answered twice by the same loaded model, once per path, and compared:
-log-likelihoods within 1e-4, the same greedy flags, token counts and per-item
+log-likelihoods within 1e-4 (or 1e-5 relative: float32 sums over long chat contexts), the same greedy flags, token counts and per-item
 predictions, and identical generated texts.
 """
 
@@ -75,7 +75,7 @@ def mc_requests(contexts: list[str], delim: str = " ") -> list[LoglikelihoodRequ
 
 def assert_same_scores(fast, slow, requests, per_item: int = 4):
     for i in range(len(requests)):
-        assert fast[i].logprob == pytest.approx(slow[i].logprob, abs=1e-4), requests[i]
+        assert fast[i].logprob == pytest.approx(slow[i].logprob, rel=1e-5, abs=1e-4), requests[i]
         assert (fast[i].is_greedy, fast[i].n_tokens) == (slow[i].is_greedy, slow[i].n_tokens), requests[i]
     for start in range(0, len(requests) - per_item + 1, per_item):
         idx = range(start, start + per_item)

@@ -19,6 +19,7 @@ from evalkit.judges.code_exec import programs
 from evalkit.metrics import compute_metrics
 from evalkit.metrics.code import estimate_pass_at_k
 from evalkit.hydra_checks import compose_config
+from evalkit.sandbox import OUTCOMES
 from evalkit.tasks import build_samples, load_task
 from tests.conftest import run_config
 

@@ -203,7 +203,7 @@ def test_bad_gate_setting_on_the_command_line_exits_2(tmp_path, capsys):
     run = make_run(tmp_path, "r", {"arc_easy": {"records": [mc_record(0, 1)]}})
     assert main(["compare", str(run), str(run), "gate=nope"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "choose one of: release" in err
+    assert err.count("\n") == 1 and "choose one of: demo, release" in err
 
 
 def test_a_row_typo_on_the_command_line_exits_2_in_one_line(tmp_path, capsys):

@@ -33,7 +33,7 @@ def test_help_names_every_command_and_group_choice():
     assert proc.returncode == 0 and "Hydra" not in proc.stdout.split("Hydra's own help")[0]
     for name in COMMANDS:
         assert f"\n  {name} " in proc.stdout
-    assert "card_safety" in proc.stdout and "gate     release  (compare/report only)" in proc.stdout
+    assert "card_safety" in proc.stdout and "gate      demo, release  (compare/report only)" in proc.stdout
     assert proc.stdout.count("\n  evalkit ") == 3  # three examples
     assert _cli("help").stdout == proc.stdout
 

@@ -18,7 +18,8 @@ import pytest
 from evalkit.errors import EvalkitError
 from evalkit.files import read_jsonl
 from evalkit.paths import SAMPLES_DIR
-from evalkit.runner.run import RequestsFailed, run
+from evalkit.runner.answer import RequestsFailed
+from evalkit.runner.run import run
 from tests.conftest import run_config
 from tests.http_servers import Fault, FaultProxy, TransformersServer, free_port, serve_command
 

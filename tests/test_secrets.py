@@ -131,9 +131,14 @@ def test_cli_run_against_an_echoing_server_leaks_nothing(server, tmp_path):
            "+suite.tasks.realtoxicityprompts={limit: 1, generation: {n: 1, max_new_tokens: 4}}",
            "scorer=perspective", f"scorer.endpoint={_endpoint(server)}", "scorer.max_retries=0", "progress=false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.returncode in (0, 2), proc.stderr[-2000:]
     assert _Handler.seen and _Handler.seen[0]["headers"]["X-Goog-Api-Key"] == KEY  # the request was made
-    assert proc.stderr.strip().splitlines()[-1].startswith("evalkit: error: Perspective API refused a request")
+    refused = "Perspective API refused a request"
+    if proc.returncode == 2:  # the scorer's failure ended the run in one line
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"evalkit: error: {refused}")
+    else:  # or it was recorded on the item (judge errors never end a run) and the item left unscored
+        samples = (next(out.rglob("realtoxicityprompts.jsonl"))).read_text()
+        assert refused in samples and "judge_error" in samples
     assert "Traceback" not in proc.stderr
     assert KEY not in proc.stdout and KEY not in proc.stderr
     for f in out.rglob("*"):

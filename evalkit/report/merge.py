@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.report.table import _flatten, _run_config  # the run's resolved config, flattened
+from evalkit.card import _flatten, _run_config  # the run's resolved config, flattened
 
 # Keys that may differ between runs merged into one column: what was run, not how.
 _FREE = ("suite.", "output_dir", "run_name", "report", "progress", "sandbox.", "tasks")

@@ -30,8 +30,8 @@ class RunFolderBusy(EvalkitError):
 class RunLock:
     """Exclusive hold on a run folder (a context manager; released on exit or death)."""
 
-    def __init__(self, run_dir: Path, wait: bool = False, poll_s: float = 0.5) -> None:
-        self.path = Path(run_dir) / LOCK
+    def __init__(self, run_dir: Path, wait: bool = False, poll_s: float = 0.5, name: str = LOCK) -> None:
+        self.path = Path(run_dir) / name
         self.wait, self.poll_s = wait, poll_s
         self._fd: int | None = None
 

@@ -42,8 +42,11 @@ def run(cfg: dict[str, Any], backend: Backend | None = None) -> Path:
     fresh = not run_dir.exists()  # a run that fails before its first answer leaves no folder behind
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        # One writer per folder, for the whole run (released on return, error or Ctrl-C).
-        with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False))):
+        # One writer per folder (per shard in shard mode: each shard writes its own cache
+        # file), for the whole run; released on return, error or Ctrl-C.
+        index = shard_settings(cfg)[1]
+        lock_name = ".lock" if index is None else f".lock-shard-{index}"
+        with RunLock(run_dir, wait=bool(cfg.get("wait_for_lock", False)), name=lock_name):
             return _run_locked(cfg, backend, run_dir, t_start)
     except BaseException:
         if fresh and not _has_answers(run_dir):

@@ -227,8 +227,8 @@ def classify(rc: int, timed_out: bool, stderr: str, events: dict[str, int], mech
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     if lines and lines[-1].startswith(_SETUP_PREFIXES):
         return "crashed", "sandbox setup failed: " + (lines[-1] if lines else f"exit status {rc}")
-    # bwrap's init, and the bootstrap's in unshare mode, report a signal death as 128 + signal.
-    sig = -rc if rc < 0 else (rc - 128 if mechanism in ("bwrap", "unshare") and 128 < rc < 160 else None)
+    # bwrap's init, the bootstrap in unshare mode and the rlimits supervisor report a signal death as 128 + signal.
+    sig = -rc if rc < 0 else (rc - 128 if mechanism in ("bwrap", "unshare", "rlimits") and 128 < rc < 160 else None)
     exc, message = _exception(lines) if "Traceback (most recent call last):" in stderr else (None, "")
     if sig == signal.SIGXCPU:
         return "killed_for_limit", f"cpu time ({limits.cpu_seconds:g} s)"

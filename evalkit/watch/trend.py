@@ -98,11 +98,18 @@ def verdict(comp: Comparison | None) -> str:
         return own.lower()
     if not comp.gate.enforced:
         return "compared"
-    if not comp.passed:
+    verdicts = [str(r.verdict).lower() for r in comp.rows]
+    blocking = [str(r.verdict).lower() for r in comp.failed]
+    # Only a checked regression (or a row that could not be checked at all) fails a
+    # checkpoint; a row the test could not settle either way is inconclusive, never a pass.
+    if any(v.startswith("regression") or v in _UNCHECKED for v in blocking):
         return "fail"
-    if any("inconclusive" in str(r.verdict).lower() for r in comp.rows):
+    if blocking or any("inconclusive" in v for v in verdicts):
         return "inconclusive"
     return "pass"
+
+
+_UNCHECKED = ("missing", "partial coverage", "not comparable", "not testable")
 
 
 def is_regression(comp: Comparison | None) -> bool:

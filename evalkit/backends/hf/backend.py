@@ -101,13 +101,11 @@ class HFBackend(Backend):
         if self.chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise ConfigError(f"model.chat_template=true but {pretrained} has no chat template; set model.chat_template=false")
         cfg = self.model.config
-        self.max_length = int(
-            max_length or getattr(cfg, "max_position_embeddings", None) or self.tokenizer.model_max_length
-        )
+        window = int(max_length or getattr(cfg, "max_position_embeddings", None) or self.tokenizer.model_max_length)
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
-        self.engine = Engine(self.model, torch.device(device), pad_id=pad_id, max_length=self.max_length,
+        self.engine = Engine(self.model, torch.device(device), pad_id=pad_id, max_length=window,
                              eos_ids=self._eos_ids(), batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                              stats=self.stats)
         self.prefix_sharing = bool(prefix_sharing) and self._can_share_prefixes()
@@ -121,6 +119,15 @@ class HFBackend(Backend):
         return True
 
     # ----------------------------------------------------------------- metadata
+    @property
+    def max_length(self) -> int:
+        """The context window (tokens); the engine owns it, so one setting governs every path."""
+        return self.engine.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.engine.max_length = int(value)
+
     def fingerprint(self) -> dict[str, Any]:
         import torch
         import transformers
