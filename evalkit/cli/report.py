@@ -36,15 +36,13 @@ def report_main(argv: list[str]) -> int:
 
     results = merge_runs([load_results(d) for d in run_dirs])
     print(card_frame(results).to_string(index=False))
-    print("(points ± 95% interval half-width)")
+    print("(percent; [low, high] is the 95% interval, Wilson for proportions; ± is 1.96 standard errors otherwise)")
     path = write_report(run_dirs, args.output, gate=gate)
     print(f"card: {path}")
     if args.screenshot:
-        from evalkit.report.browser import Chromium
+        from evalkit.report.browser import screenshot
 
-        with Chromium() as browser:
-            browser.open(path)
-            print(f"screenshot: {browser.screenshot(args.screenshot)}")
+        print(f"screenshot: {screenshot(path, args.screenshot)}")
     return 0
 
 

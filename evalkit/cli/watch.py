@@ -76,11 +76,9 @@ def trend_main(argv: list[str]) -> int:
         print(f"step {p.step} {p.label}: vs baseline {verdict(p.vs_base).upper() or '-'}; vs previous {verdict(p.vs_prev).upper() or '-'}")
     print(f"trend: {path}")
     if ns.screenshot:
-        from evalkit.report.browser import Chromium
+        from evalkit.report.browser import screenshot
 
-        with Chromium() as browser:
-            browser.open(path)
-            print(f"screenshot: {browser.screenshot(ns.screenshot)}")
+        print(f"screenshot: {screenshot(path, ns.screenshot)}")
     return 0
 
 

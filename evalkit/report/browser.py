@@ -199,3 +199,10 @@ class Chromium:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def screenshot(page: str | Path, png: str | Path) -> Path:
+    """Open ``page`` in headless Chromium and save a PNG of it (for people, and for CI artifacts)."""
+    with Chromium() as browser:
+        browser.open(page)
+        return browser.screenshot(png)
