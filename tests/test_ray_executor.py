@@ -33,7 +33,7 @@ def single_run(backend, tmp_path_factory):
 
 @pytest.fixture
 def local_ray():
-    ray.init(num_cpus=2, object_store_memory=_STORE, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=_STORE, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -1,5 +1,7 @@
 """Every command of the README's *Running* block, run as written (plus ``limit=1
-max_gen_toks=8`` where it runs a model, as the README says), must exit 0.
+max_gen_toks=8`` where it runs a model, as the README says), must exit 0 -- except the
+gated ``compare``, whose exit status must be the verdict it wrote (0 only when every row
+passes: one item per task cannot show that, so there it is 1 with a written summary).
 
 Placeholders are filled with what the earlier commands made: ``runs/<run1>`` and
 ``runs/<run2>`` (``<base>``/``<new>``) are the two folders of the ``--multirun`` line,
@@ -9,6 +11,7 @@ own suite file. Commands that need ``../shared/data`` skip when it is absent.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -66,6 +69,12 @@ def test_every_readme_command_exits_0(tmp_path):
         before = set(_run_folders(tmp_path))
         proc = subprocess.run([sys.executable, "-m", "evalkit.cli", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=900)
+        if words[1:2] == ["compare"] and any(w.startswith("gate=") for w in words):
+            written = re.search(r"^wrote (.+comparison\.json)$", proc.stderr, re.M)
+            assert written and proc.returncode in (0, 1), f"{cmd}\n{proc.stderr[-2000:]}"
+            passed = json.loads(Path(written.group(1)).read_text(encoding="utf-8"))["passed"]
+            assert proc.returncode == (0 if passed else 1), (cmd, passed, proc.returncode)
+            continue
         assert proc.returncode == 0, f"{cmd}\n{proc.stderr[-2000:]}"
         if words[1:2] == ["--multirun"]:
             # An earlier line may already have made one of the two folders (resumed, not new).

@@ -98,6 +98,9 @@ def _connect(ex: dict[str, Any]) -> bool:
         return False
     opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if ex["address"] == "local":
+        # "local" starts a private instance even when another Ray cluster runs on this
+        # machine; without it ray.init() joins whatever /tmp/ray/ray_current_cluster names.
+        opts["address"] = "local"
         opts["num_cpus"] = max(1, int(ex["workers"] * ex["cpus_per_worker"]))
         if ex["object_store_mb"]:
             opts["object_store_memory"] = int(ex["object_store_mb"]) * 2**20
