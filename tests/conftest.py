@@ -25,6 +25,18 @@ def backend():
     return HFBackend(EMBEDDED_SMOLLM2, name="smollm2-135m-instruct")
 
 
+#: The suite every distributed-run test (shards, Ray) compares with one process.
+DIST_SUITE = ("suite=smoke", "suite.tasks.gsm8k.generation.max_new_tokens=16")
+
+
+@pytest.fixture(scope="session")
+def dist_reference_run(backend, tmp_path_factory) -> Path:
+    """``DIST_SUITE`` answered in this process: the reference of the shard and Ray tests."""
+    from evalkit.runner.run import run
+
+    return run(run_config(tmp_path_factory.mktemp("dist-reference"), *DIST_SUITE), backend=backend)
+
+
 @pytest.fixture
 def samples_dir() -> Path:
     return SAMPLES_DIR

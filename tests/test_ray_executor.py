@@ -15,20 +15,20 @@ from evalkit.runner.ray_executor import answer_with_ray
 from evalkit.runner.run import run
 from evalkit.runner.score import score_run
 from evalkit.rundir import run_dir_for
+from tests.conftest import DIST_SUITE as SUITE
 from tests.conftest import run_config
 from tests.dist_helpers import assert_same_results
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.model
 
-SUITE = ("suite=smoke", "suite.tasks.gsm8k.generation.max_new_tokens=16")
 RAY = ("executor=ray", "executor.workers=2", "executor.shards_per_worker=3")
 _STORE = 100 * 2**20  # small object store: requests and answers are a few kB
 
 
-@pytest.fixture(scope="module")
-def single_run(backend, tmp_path_factory):
-    return run(run_config(tmp_path_factory.mktemp("single"), *SUITE), backend=backend)
+@pytest.fixture
+def single_run(dist_reference_run):
+    return dist_reference_run
 
 
 @pytest.fixture

@@ -13,18 +13,18 @@ import pytest
 from evalkit.paths import ROOT
 from evalkit.runner.run import run
 from evalkit.runner.sharded import merge_run
+from tests.conftest import DIST_SUITE as SUITE
 from tests.conftest import run_config
 from tests.dist_helpers import assert_same_results
 
 pytestmark = pytest.mark.model
 
-SUITE = ("suite=smoke", "suite.tasks.gsm8k.generation.max_new_tokens=16")
 
 
-@pytest.fixture(scope="module")
-def single_run(backend, tmp_path_factory):
+@pytest.fixture
+def single_run(dist_reference_run):
     """The reference: the same suite in one process."""
-    return run(run_config(tmp_path_factory.mktemp("single"), *SUITE), backend=backend)
+    return dist_reference_run
 
 
 def _answer(path):

@@ -1,0 +1,73 @@
+"""Greedy generations through the HTTP backend against ``transformers serve`` (started here on
+a free port) vs the in-process HF backend, on the same items: GSM8K, TriviaQA, HumanEval
+(sandboxed) and RealToxicityPrompts. Prints per-task agreement (identical output texts),
+every differing item (both texts), each side's primary metric and both wall times.
+
+    python benchmarks/http_agreement.py --data-root ../shared/data --limit 20 --code-limit 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evalkit.files import read_jsonl  # noqa: E402
+from evalkit.runner.run import run  # noqa: E402
+from tests.conftest import run_config  # noqa: E402
+from tests.http_servers import TransformersServer  # noqa: E402
+
+TASKS = ("gsm8k", "triviaqa", "humaneval", "realtoxicityprompts")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-root", default="samples")
+    ap.add_argument("--limit", type=int, default=20, help="items of GSM8K, TriviaQA and RealToxicity")
+    ap.add_argument("--code-limit", type=int, default=10, help="HumanEval problems")
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--out", default="/tmp/evalkit_http_agreement")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suite = {"name": "http_agreement",
+             "tasks": {t: {"limit": a.code_limit if t == "humaneval" else a.limit} for t in TASKS}}
+    common = [f"data_root={a.data_root}", "sandbox.allow_code_execution=true", "progress=false"]
+    server = TransformersServer(out / "serve.log")
+    server.start()
+    dirs, walls = {}, {}
+    try:
+        for label, extra in (("http", ["model=openai_compatible", f"model.base_url={server.base_url}",
+                                       f"model.concurrency={a.concurrency}"]), ("in-process", [])):
+            cfg = run_config(out / label, *common, *extra)
+            cfg["suite"] = suite
+            t0 = time.perf_counter()
+            dirs[label] = run(cfg)
+            walls[label] = time.perf_counter() - t0
+    finally:
+        server.stop()
+    results = {k: json.loads((d / "results.json").read_text(encoding="utf-8")) for k, d in dirs.items()}
+    total = same_total = 0
+    for task in TASKS:
+        http = {r["id"]: r["outputs"] for r in read_jsonl(dirs["http"] / "samples" / f"{task}.jsonl")}
+        local = {r["id"]: r["outputs"] for r in read_jsonl(dirs["in-process"] / "samples" / f"{task}.jsonl")}
+        same = sum(http[k] == local.get(k) for k in http)
+        total += len(http)
+        same_total += same
+        metric = {k: r["tasks"][task]["primary"] for k, r in results.items()}
+        values = {k: round(r["tasks"][task]["metrics"][metric[k]]["value"], 4) for k, r in results.items()}
+        print(f"{task}: identical outputs {same}/{len(http)}; {metric['http']}: {values}")
+        for k in http:
+            if http[k] != local.get(k):
+                print(f"  differs {k}:\n    http:       {http[k][0][:160]!r}\n    in-process: {local[k][0][:160]!r}")
+    print(f"all tasks: identical outputs {same_total}/{total} ({100 * same_total / max(total, 1):.1f}%)")
+    print(f"wall: http {walls['http']:.1f} s (concurrency {a.concurrency}); in-process {walls['in-process']:.1f} s")
+    print(f"run folders: {dirs['http']} {dirs['in-process']}")
+
+
+if __name__ == "__main__":
+    main()
