@@ -58,7 +58,7 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
 
     # A row is written padded to its prefill chunk's widest prompt, then grows by its own limit.
     capacity = 1 + max(len(s.context_ids) for s in specs) + max(s.max_new_tokens for s in specs)
-    cache = SlotCache(engine.model.config, slots, capacity)
+    cache = SlotCache(slots, capacity)
     queue: deque[tuple["PrefixCache | None", int]] = deque()
     pending = iter(groups)
     held: dict[int, _Row] = {}  # slot -> its row

@@ -22,9 +22,9 @@ from typing import Any
 class SlotCache:
     """The per-slot state and the transformers cache that reads and writes the buffers."""
 
-    def __init__(self, config: Any, slots: int, capacity: int) -> None:
+    def __init__(self, slots: int, capacity: int) -> None:
         """Buffers are allocated at the first ``admit``, shaped like the keys it writes."""
-        self.config, self.slots, self.capacity = config, slots, capacity
+        self.slots, self.capacity = slots, capacity
         self.keys: list[Any] = []
         self.values: list[Any] = []
         self.mask: Any = None
@@ -47,7 +47,7 @@ class SlotCache:
         self._min = torch.finfo(dtype).min
         self.mask = torch.full((self.slots, c), self._min, dtype=dtype, device=layers[0][0].device)
         self.mask[:, 0] = 0  # a free slot attends to column 0, so its softmax is never empty
-        self.cache = DynamicCache(config=self.config)
+        self.cache = DynamicCache()
         self.cache.layers = [_slot_layer_class()(self, i) for i in range(len(layers))]
 
     # ------------------------------------------------------------------ slots
