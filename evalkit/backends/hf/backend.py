@@ -240,10 +240,11 @@ class HFBackend(Backend):
                                           self.engine.max_batch_tokens, self.engine.batch_size))] if rest else []
             yield from self._run_batches(specs, groups, rest)
             if fits:
-                capacity = max(len(contexts[j]) for j in fits) + max(max_new[j] for j in fits) + 1
+                shared, groups_of = prefix_groups(self.engine, contexts, fits)
+                # A slot holds a row's own tokens (past its shared prefix) and what it generates.
+                capacity = max(len(contexts[j]) - shared[j] for j in fits) + max(max_new[j] for j in fits) + 1
                 slots = slot_count(self.engine, capacity, len(fits), decode_budget(self.engine))
-                yield from generate_continuous(self.engine, self.encoder, specs,
-                                               prefix_groups(self.engine, contexts, fits), slots)
+                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity)
             return
         if self.prefix_sharing:
             groups = shared_batches(self.engine, contexts, max_new)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from evalkit.backends.hf.shared_generation import decode_budget
 from evalkit.backends.hf.generation import GenerationSpec, new_generator, pick, take_token
+from evalkit.backends.hf.slot_attention import slot_attention
 from evalkit.backends.hf.slot_cache import SlotCache
 
 if TYPE_CHECKING:
@@ -50,14 +52,13 @@ class _Row:
 
 def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec],
                         groups: Iterable[tuple["PrefixCache | None", list[int]]],
-                        slots: int) -> Iterator[tuple[int, tuple[str, int]]]:
+                        slots: int, capacity: int) -> Iterator[tuple[int, tuple[str, int]]]:
     """Decode the rows of ``groups`` (``(prefix cache, spec indices)``, consumed lazily,
-    so one prefix is held at a time) through ``slots`` decoding slots; yields ``(spec
-    index, (text, tokens generated))`` as each row finishes."""
+    so one prefix is held at a time) through ``slots`` decoding slots of ``capacity``
+    tokens (more than any row's own prompt plus its token limit); yields ``(spec index,
+    (text, tokens generated))`` as each row finishes."""
     import torch
 
-    # A row is written padded to its prefill chunk's widest prompt, then grows by its own limit.
-    capacity = 1 + max(len(s.context_ids) for s in specs) + max(s.max_new_tokens for s in specs)
     cache = SlotCache(slots, capacity)
     queue: deque[tuple["PrefixCache | None", int]] = deque()
     pending = iter(groups)
@@ -87,7 +88,9 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
             width = 0
             while queue and queue[0][0] is prefix and len(chunk) < len(free):
                 w = max(width, len(specs[queue[0][1]].context_ids) - p)
-                if chunk and w * (len(chunk) + 1) > engine.max_batch_tokens:
+                # One forward budget of own tokens; the prefix expanded per row stays in the decode budget.
+                if chunk and (w * (len(chunk) + 1) > engine.max_batch_tokens
+                              or (p + w) * (len(chunk) + 1) > decode_budget(engine)):
                     break
                 chunk.append(queue.popleft()[1])
                 width = w
@@ -100,8 +103,9 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
             ids = torch.tensor([held[s].next_tok if s in held else engine.pad_id for s in range(cache.n_run)],
                                device=engine.device)[:, None]
             live = sorted(held)
-            out = engine.forward(ids, n_tokens=len(live), attention_mask=mask, position_ids=pos,
-                                 cache=cache.cache, use_cache=True, keep_last=1)
+            with slot_attention(engine.model, cache):
+                out = engine.forward(ids, n_tokens=len(live), attention_mask=mask, position_ids=pos,
+                                     cache=cache.cache, use_cache=True, keep_last=1)
             cache.advance()
             logits = out.logits[:, -1, :].cpu()
             for s in live:
@@ -128,7 +132,9 @@ def _prefill(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec], 
     attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
     out = engine.forward(ids, n_tokens=int(attn.sum()) - n * p, attention_mask=attn, position_ids=pos + p,
                          cache=start, use_cache=True, keep_last=1)
-    cache.admit(slots, cache_layers(engine.cache_of(out)), attn, [int(x) + 1 for x in pos[:, -1] + p])
+    # The slots keep the rows' own tokens only; the prefix joins the bank, read once per step.
+    own = [(k[:, :, p:], v[:, :, p:]) for k, v in cache_layers(engine.cache_of(out))]
+    cache.admit(slots, own, attn[:, p:], [int(x) + 1 for x in pos[:, -1] + p], prefix)
     logits = out.logits[:, -1, :].cpu()
     for b, (j, s) in enumerate(zip(chunk, slots)):
         held[s] = _Row(j, gen=new_generator(specs[j].seed))

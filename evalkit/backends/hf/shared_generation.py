@@ -36,15 +36,21 @@ def split_rows(engine: "Engine", contexts: Sequence[list[int]], max_new: Sequenc
 
 
 def prefix_groups(engine: "Engine", contexts: Sequence[list[int]],
-                  rows: Sequence[int]) -> Iterator[tuple[PrefixCache | None, list[int]]]:
-    """``rows`` grouped under their longest useful shared prefix, each group with that
-    prefix's cache (None for rows that share none), computed as the groups are consumed."""
+                  rows: Sequence[int]) -> tuple[dict[int, int], Iterator[tuple[PrefixCache | None, list[int]]]]:
+    """``rows`` grouped under their longest useful shared prefix: ``({row: its prefix's
+    length}, groups)``, each group with that prefix's cache (None for rows that share
+    none), computed as the groups are consumed."""
     # One trie entry per row, so the n samples of one prompt share all of it but its last token.
     ctx = [contexts[j] for j in rows]
     tree = build_prefix_tree(ctx, MIN_SAVED_TOKENS)
-    for node, prefix in walk_prefixes(engine, tree, ctx):
-        if node.items:
-            yield prefix, [rows[k] for k in node.items]
+    lengths = {rows[k]: node.length for node in tree.walk() for k in node.items}
+
+    def groups() -> Iterator[tuple[PrefixCache | None, list[int]]]:
+        for node, prefix in walk_prefixes(engine, tree, ctx):
+            if node.items:
+                yield prefix, [rows[k] for k in node.items]
+
+    return lengths, groups()
 
 
 def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
@@ -64,6 +70,6 @@ def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
     if not rows:
         return
     budget = decode_budget(engine)
-    for prefix, members in prefix_groups(engine, contexts, rows):
+    for prefix, members in prefix_groups(engine, contexts, rows)[1]:
         plan = plan_batches([len(contexts[j]) + max_new[j] for j in members], budget, engine.batch_size)
         yield prefix, [[members[k] for k in b] for b in plan]

@@ -1,16 +1,19 @@
-"""A slot-indexed key/value cache for continuous batching.
+"""A slot-indexed key/value cache for continuous batching, over shared prefixes.
 
-Every layer holds preallocated ``[slots, kv_heads, capacity + 1, head_dim]`` buffers; a
-slot is one generating row with its own length, position and attention-mask row, so a
-row that finishes frees only its slot and a new row is written into that slot alone.
-Nothing is copied or re-gathered per decoding step or per finished row (the one copy,
-``compact``, runs only while the queue is drained, at most log2(slots) times).
+Each generating row holds a *slot*: preallocated ``[slots, kv_heads, capacity + 1,
+head_dim]`` buffers per layer for its own tokens (its prompt past the shared prefix, then
+what it generates), with its own length, position and attention-mask row. A row that
+finishes frees only its slot, and a new row is written into that slot alone: nothing is
+copied or re-gathered per decoding step or per finished row (``compact`` copies the live
+slots to the front, only while the queue is drained, at most log2(slots) times).
 
-A decoding step runs slots ``[0, n_run)`` (free slots in that range decode a pad token
-into a scratch column past ``capacity`` and are ignored); attention covers columns
-``[0, width)``, the longest live row, through an additive mask in which each slot allows
-exactly its own filled columns. Buffers start zeroed so masked columns are always finite
-(an additive mask does not hide a NaN).
+Shared prefixes (few-shot exemplars) are not copied into the slots: the prefixes of the
+rows in flight form a *bank* (one ``[1, kv_heads, P, head_dim]`` tensor per layer) that a
+decoding step reads once for all slots (``slot_attention``), each slot seeing its own
+prefix's columns through a mask. A step's attention covers the bank then the slots'
+columns ``[0, width)``; free slots in ``[0, n_run)`` decode a pad token into a scratch
+column past ``capacity`` and are ignored. Buffers start zeroed, so masked columns are
+always finite (an additive mask does not hide a NaN).
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ class SlotCache:
         self.slots, self.capacity = slots, capacity
         self.keys: list[Any] = []
         self.values: list[Any] = []
-        self.mask: Any = None
-        self.length = [0] * slots  # filled columns (the next token's column)
+        self.mask: Any = None  # [slots, capacity + 1] additive mask of each slot's own columns
+        self.length = [0] * slots  # own columns filled (the next token's column)
         self.position = [0] * slots  # the next token's position id
         self.live = [False] * slots
+        self.prefix_of: list[Any] = [None] * slots  # each slot's prefix (a bank key) or None
         self.n_run = 0  # decoding steps run slots [0, n_run)
-        self._write: Any = None  # [n_run, 1, 1, 1] column each running slot writes this step
         self.width = 1
+        self.bank: list[tuple[Any, int]] = []  # (prefix, first bank column), in bank order
+        self.bank_keys: list[Any] = []  # per layer [1, kv_heads, P, head_dim]
+        self.bank_values: list[Any] = []
+        self.bank_len = 0
+        self._write: Any = None  # [n_run, 1, 1, 1] column each running slot writes this step
         self.cache: Any = None  # the transformers cache a decoding step is given
 
     def _allocate(self, layers: list[tuple[Any, Any]]) -> None:
@@ -54,16 +62,20 @@ class SlotCache:
     def free_slots(self) -> list[int]:
         return [s for s in range(self.slots) if not self.live[s]]
 
-    def admit(self, slots: list[int], layers: list[tuple[Any, Any]], attention: Any, positions: list[int]) -> None:
-        """Write rows (keys/values ``[len(slots), h, n, d]`` per layer, 2D ``attention``
-        ``[len(slots), n]`` of 0/1) into ``slots``; ``positions``: each row's next position."""
+    def admit(self, slots: list[int], layers: list[tuple[Any, Any]], attention: Any, positions: list[int],
+              prefix: Any = None) -> None:
+        """Write rows' own keys/values (``[len(slots), h, n, d]`` per layer; 2D ``attention``
+        ``[len(slots), n]`` of 0/1) into ``slots``; ``positions``: each row's next position;
+        ``prefix``: the ``PrefixCache`` the rows continue (joins the bank), or None."""
         import torch
 
         if self.mask is None:
             self._allocate(layers)
         n = attention.shape[1]
         if n >= self.capacity:
-            raise ValueError(f"a row of {n} tokens does not fit slots of {self.capacity}")
+            raise ValueError(f"a row of {n} own tokens does not fit slots of {self.capacity}")
+        if prefix is not None and all(p is not prefix for p, _ in self.bank):
+            self._rebuild_bank(prefix)
         idx = torch.tensor(slots, device=self.mask.device)
         for (k, v), kb, vb in zip(layers, self.keys, self.values):
             kb[idx, :, :n] = k
@@ -72,12 +84,27 @@ class SlotCache:
         rows[:, :n].masked_fill_(attention.bool(), 0)
         self.mask[idx] = rows
         for s, p in zip(slots, positions):
-            self.length[s], self.position[s], self.live[s] = n, p, True
+            self.length[s], self.position[s], self.live[s], self.prefix_of[s] = n, p, True, prefix
         self.n_run = max(self.n_run, max(slots) + 1)
+
+    def _rebuild_bank(self, new: Any) -> None:
+        """The bank of the live slots' prefixes plus ``new`` (one copy of each, per new prefix)."""
+        import torch
+
+        keep = [p for p, _ in self.bank if any(self.live[s] and self.prefix_of[s] is p for s in range(self.slots))]
+        self.bank, start = [], 0
+        for p in [*keep, new]:
+            self.bank.append((p, start))
+            start += p.length
+        self.bank_len = start
+        n_layers = len(self.keys)
+        self.bank_keys = [torch.cat([p.layers[i][0] for p, _ in self.bank], dim=2) for i in range(n_layers)]
+        self.bank_values = [torch.cat([p.layers[i][1] for p, _ in self.bank], dim=2) for i in range(n_layers)]
 
     def release(self, slot: int) -> None:
         """Free ``slot``: its mask row goes back to column 0 only; its buffers are left as they are."""
         self.live[slot] = False
+        self.prefix_of[slot] = None
         self.mask[slot] = self._min
         self.mask[slot, 0] = 0
         while self.n_run and not self.live[self.n_run - 1]:
@@ -101,18 +128,20 @@ class SlotCache:
             kb[dst, :, :w] = kb[src, :, :w]
             vb[dst, :, :w] = vb[src, :, :w]
         self.mask[dst] = self.mask[src]
-        for old, new in moves.items():
-            self.length[new], self.position[new], self.live[new] = self.length[old], self.position[old], True
-            self.live[old] = False
-            self.mask[old] = self._min
-            self.mask[old, 0] = 0
+        state = [(self.length[s], self.position[s], self.prefix_of[s]) for s in live]
+        for s in range(self.n_run):
+            self.live[s], self.prefix_of[s] = False, None
+        for s, (length, position, prefix) in enumerate(state):
+            self.length[s], self.position[s], self.prefix_of[s], self.live[s] = length, position, prefix, True
+        self.mask[len(live) : self.n_run] = self._min
+        self.mask[len(live) : self.n_run, 0] = 0
         self.n_run = len(live)
         return moves
 
     # ------------------------------------------------------------------ decoding
     def step_inputs(self) -> tuple[Any, Any]:
-        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, width])`` of the next
-        decoding step, after opening each live slot's next column."""
+        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, bank_len + width])`` of
+        the next decoding step, after opening each live slot's next column."""
         import torch
 
         cols = []
@@ -123,9 +152,18 @@ class SlotCache:
             else:
                 cols.append(self.capacity)  # the scratch column, outside every slot's view
         self.width = max(self.length[s] + 1 for s in range(self.n_run) if self.live[s])
-        self._write = torch.tensor(cols, device=self.mask.device).view(-1, 1, 1, 1)
-        pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=self.mask.device)[:, None]
-        return pos, self.mask[: self.n_run, None, None, : self.width]
+        dev = self.mask.device
+        self._write = torch.tensor(cols, device=dev).view(-1, 1, 1, 1)
+        pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None]
+        own = self.mask[: self.n_run, : self.width]
+        if not self.bank_len:
+            return pos, own[:, None, None]
+        bank = torch.full((self.n_run, self.bank_len), self._min, dtype=own.dtype, device=dev)
+        for p, start in self.bank:
+            rows = [s for s in range(self.n_run) if self.live[s] and self.prefix_of[s] is p]
+            if rows:
+                bank[torch.tensor(rows, device=dev), start : start + p.length] = 0
+        return pos, torch.cat([bank, own], dim=1)[:, None, None]
 
     def advance(self) -> None:
         """After a decoding step: every live slot holds one more token."""
@@ -135,7 +173,8 @@ class SlotCache:
                 self.position[s] += 1
 
     def write(self, layer: int, key_states: Any, value_states: Any) -> tuple[Any, Any]:
-        """One decoding step's keys/values ``[n_run, h, 1, d]`` into each slot's next column."""
+        """One decoding step's keys/values ``[n_run, h, 1, d]`` into each slot's next column;
+        returns the slots' own keys/values ``[n_run, h, width, d]`` (views)."""
         kb, vb = self.keys[layer], self.values[layer]
         n = key_states.shape[0]
         idx = self._write.expand(n, key_states.shape[1], 1, key_states.shape[3])
@@ -153,14 +192,14 @@ def _slot_layer_class() -> type:
 
         def __init__(self, owner: SlotCache, index: int) -> None:
             super().__init__()
-            self._owner, self._index = owner, index
+            self.owner, self.index = owner, index
             self.is_initialized = True
             self.device = owner.mask.device
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            return self._owner.write(self._index, key_states, value_states)
+            return self.owner.write(self.index, key_states, value_states)
 
         def get_seq_length(self) -> int:
-            return self._owner.width
+            return self.owner.bank_len + self.owner.width
 
     return _SlotLayer
