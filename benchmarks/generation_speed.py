@@ -7,12 +7,13 @@ Workloads (at ``--scale 1``): GSM8K 5-shot (100 items), BBH 3-shot CoT (one item
 of the 27 tasks) and HumanEval (30 problems), built by evalkit's own planner from the
 real data (``--max-new`` caps every request's new tokens, as ``max_gen_toks`` does). Each
 (workload, path) runs in a fresh process with the embedded SmolLM2-135M-Instruct, so its
-peak memory (``resource.getrusage``, model included) and timings are its own; a third
-process per workload measures the raw forward throughput: a full-batch forward (about
-2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
-workload's prompts. Printed per row: wall time, generated tokens/s, decoding tokens/s
-(tokens the model ran per second, prompts included) as a fraction of raw forward
-throughput, forward calls, peak memory, and whether every path generated the same texts.
+peak memory (``resource.getrusage``, model included) and timings are its own; right after
+generating, the same process measures the raw forward throughput: a full-batch forward
+(about 2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
+workload's prompts. Printed per row: wall time, generated tokens/s, raw forward tokens/s,
+their ratio (decode throughput as a fraction of raw forward throughput), forward calls,
+peak memory, and whether every path generated the same texts. On a shared machine use
+``--threads 1``: two threads on two busy cores spin-wait and run 10-20x slower.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def task_plans(task: str, limit: int, data_root: Path, max_new: int | None) -> l
 
 
 def job(args: dict[str, Any]) -> dict[str, Any]:
-    """One measured run in this process: ``kind`` is a path name or ``raw``."""
+    """One measured run of ``kind`` (a path: ``batch`` or ``continuous``) in this process."""
     import torch
 
     from evalkit.backends.hf.backend import HFBackend
@@ -61,9 +62,6 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
     plan = plan_requests(plans, ChatSettings(False, True), backend, 1234)
     reqs = list(plan.unique.values())
     lengths = [len(backend.encoder.encode(r.context)) for r in reqs]
-    if args["kind"] == "raw":
-        return {"raw_tokens_per_second": raw_throughput(backend, int(sum(lengths) / len(lengths))),
-                "mean_prompt_tokens": sum(lengths) / len(lengths)}
     backend.continuous_batching = args["kind"] == "continuous"
     stats = backend.stats
     f0, c0, g0 = stats.forward_tokens, stats.forward_calls, stats.generated_tokens
@@ -78,7 +76,9 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
         out = dict(backend.generate(reqs))
         table = None
     wall = time.perf_counter() - t0
-    return {
+    # Raw throughput in the same process, right after: a shared machine's load changes by the minute.
+    mean_len = sum(lengths) / len(lengths)
+    return {"raw_tokens_per_second": raw_throughput(backend, int(mean_len)), "mean_prompt_tokens": mean_len,
         "wall_seconds": wall, "requests": len(reqs), "generated_tokens": stats.generated_tokens - g0,
         "forward_tokens": stats.forward_tokens - f0, "forward_calls": stats.forward_calls - c0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -132,21 +132,21 @@ def main() -> None:
             label, task, limit, per_group = WORKLOADS[name]
             n = limit if per_group else max(2, round(limit * a.scale))
             base = {"task": task, "limit": n, "data_root": a.data_root, "max_new": a.max_new, "threads": a.threads}
-            raw = run_child({**base, "kind": "raw"}, Path(tmp))
             runs = {p: run_child({**base, "kind": p, "profile": a.profile}, Path(tmp)) for p in a.paths.split(",")}
-            report(label, n, raw, runs)
+            report(label, n, runs)
 
 
-def report(label: str, n: int, raw: dict[str, Any], runs: dict[str, dict[str, Any]]) -> None:
-    rate = raw["raw_tokens_per_second"]
+def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
     first = next(iter(runs.values()))
     print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
-          f"{raw['mean_prompt_tokens']:.0f} tokens; raw forward {rate:.0f} tokens/s")
-    print(f"{'path':<12}{'wall s':>9}{'gen tok':>9}{'gen tok/s':>11}{'decode/raw':>12}{'fwd calls':>11}{'peak MiB':>10}")
+          f"{first['mean_prompt_tokens']:.0f} tokens")
+    print(f"{'path':<12}{'wall s':>9}{'gen tok':>9}{'gen tok/s':>11}{'raw tok/s':>11}{'decode/raw':>12}"
+          f"{'fwd calls':>11}{'peak MiB':>10}")
     for path, r in runs.items():
         gen_rate = r["generated_tokens"] / r["wall_seconds"]
-        print(f"{path:<12}{r['wall_seconds']:>9.1f}{r['generated_tokens']:>9}{gen_rate:>11.1f}"
-              f"{gen_rate / rate:>11.0%} {r['forward_calls']:>10}{r['peak_rss_mib']:>10.0f}")
+        raw = r["raw_tokens_per_second"]
+        print(f"{path:<12}{r['wall_seconds']:>9.1f}{r['generated_tokens']:>9}{gen_rate:>11.1f}{raw:>11.0f}"
+              f"{gen_rate / raw:>11.0%} {r['forward_calls']:>10}{r['peak_rss_mib']:>10.0f}")
     texts = [r["texts"] for r in runs.values()]
     same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
     print(f"identical texts across paths: {same}/{len(texts[0])}")

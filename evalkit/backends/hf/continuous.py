@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends.hf.shared_generation import decode_budget
 from evalkit.backends.hf.generation import GenerationSpec, new_generator, pick, take_token
 from evalkit.backends.hf.slot_attention import slot_attention
 from evalkit.backends.hf.slot_cache import SlotCache
@@ -88,9 +87,10 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
             width = 0
             while queue and queue[0][0] is prefix and len(chunk) < len(free):
                 w = max(width, len(specs[queue[0][1]].context_ids) - p)
-                # One forward budget of own tokens; the prefix expanded per row stays in the decode budget.
+                # One forward budget of own tokens; the prefix is expanded per row for the
+                # prefill's attention (a temporary copy), so bound that too.
                 if chunk and (w * (len(chunk) + 1) > engine.max_batch_tokens
-                              or (p + w) * (len(chunk) + 1) > decode_budget(engine)):
+                              or (p + w) * (len(chunk) + 1) > 2 * engine.max_batch_tokens):
                     break
                 chunk.append(queue.popleft()[1])
                 width = w
