@@ -11,8 +11,8 @@ peak memory (``resource.getrusage``, model included) and timings are its own; ri
 generating, the same process measures the raw forward throughput: a full-batch forward
 (about 2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
 workload's prompts. Printed per row: wall time, generated tokens/s, raw forward tokens/s,
-their ratio (decode throughput as a fraction of raw forward throughput), forward calls,
-peak memory, and whether every path generated the same texts. On a shared machine use
+their ratio (decode throughput as a fraction of raw forward throughput), forward calls
+and generated tokens per call (how full the decoding batches were), peak memory, and whether every path generated the same texts. On a shared machine use
 ``--threads 1``: two threads on two busy cores spin-wait and run 10-20x slower.
 """
 
@@ -141,12 +141,13 @@ def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
     print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
           f"{first['mean_prompt_tokens']:.0f} tokens")
     print(f"{'path':<12}{'wall s':>9}{'gen tok':>9}{'gen tok/s':>11}{'raw tok/s':>11}{'decode/raw':>12}"
-          f"{'fwd calls':>11}{'peak MiB':>10}")
+          f"{'fwd calls':>11}{'rows/call':>11}{'peak MiB':>10}")
     for path, r in runs.items():
         gen_rate = r["generated_tokens"] / r["wall_seconds"]
         raw = r["raw_tokens_per_second"]
         print(f"{path:<12}{r['wall_seconds']:>9.1f}{r['generated_tokens']:>9}{gen_rate:>11.1f}{raw:>11.0f}"
-              f"{gen_rate / raw:>11.0%} {r['forward_calls']:>10}{r['peak_rss_mib']:>10.0f}")
+              f"{gen_rate / raw:>11.0%} {r['forward_calls']:>10}{r['generated_tokens'] / r['forward_calls']:>11.1f}"
+              f"{r['peak_rss_mib']:>10.0f}")
     texts = [r["texts"] for r in runs.values()]
     same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
     print(f"identical texts across paths: {same}/{len(texts[0])}")
