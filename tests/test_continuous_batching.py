@@ -132,3 +132,21 @@ def test_slot_cache_writes_only_the_admitted_slot():
     assert k.shape == (2, 2, 4, 4) and bool((k[0, :, 2] == 9).all()) and bool((k[1, :, 3] == 9).all())
     cache.advance()
     assert cache.length[:2] == [3, 4] and cache.position[:2] == [2, 4]
+
+
+def test_slot_cache_compacts_live_slots_to_the_front_once_half_are_free():
+    import torch
+
+    from evalkit.backends.hf.slot_cache import SlotCache
+
+    cache = SlotCache(slots=4, capacity=8)
+    for s in range(3):
+        cache.admit([s], [(torch.full((1, 1, 2, 2), float(s)), torch.full((1, 1, 2, 2), float(s)))],
+                    torch.ones((1, 2), dtype=torch.long), [10 + s])
+    cache.release(1)
+    assert cache.compact() == {} and cache.n_run == 3  # 2 of 3 still live: not worth a copy
+    cache.release(0)
+    assert cache.compact() == {2: 0}
+    assert cache.n_run == 1 and cache.live == [True, False, False, False] and cache.position[0] == 12
+    assert bool((cache.keys[0][0, :, :2] == 2.0).all()) and cache.free_slots() == [1, 2, 3]
+    assert (cache.mask[2] == 0).tolist() == [True] + [False] * 8  # the old slot is free again
