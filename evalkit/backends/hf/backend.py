@@ -44,7 +44,8 @@ from evalkit.backends.requests import (
     request_key,
 )
 from evalkit.backends.hf.settings import check_model_config
-from evalkit.backends.hf.shared_generation import shared_batches
+from evalkit.backends.hf.continuous import generate_continuous, slot_count
+from evalkit.backends.hf.shared_generation import decode_budget, prefix_groups, shared_batches, split_rows
 from evalkit.backends.hf.scoring import score_pairs
 from evalkit.backends.hf.shared_scoring import score_shared
 from evalkit.backends.hf.tokens import Encoder
@@ -78,6 +79,7 @@ class HFBackend(Backend):
         threads: int | None = None,
         name: str | None = None,
         prefix_sharing: bool = True,
+        continuous_batching: bool = True,
     ) -> None:
         import torch
 
@@ -109,6 +111,7 @@ class HFBackend(Backend):
                              eos_ids=self._eos_ids(), batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                              stats=self.stats)
         self.prefix_sharing = bool(prefix_sharing) and self._can_share_prefixes()
+        self.continuous_batching = bool(continuous_batching)
 
     def _can_share_prefixes(self) -> bool:
         """The fast path needs custom 4D attention masks (eager or SDPA attention)."""
@@ -218,24 +221,49 @@ class HFBackend(Backend):
             req = requests[i]
             seed = (int(request_key(req)[:15], 16) + 1_000_003 * s + req.seed) % (2**63)
             specs.append(GenerationSpec(ctx, req.stop, req.max_new_tokens, req.temperature, req.top_p, seed))
+        for j, (text, n) in self._generate_rows(specs):
+            i, s, _ = rows[j]
+            texts[i][s] = text
+            ntok[i][s] = n
+            self.stats.generated_tokens += n
+            if all(t is not None for t in texts[i]):
+                yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]), cut[i])  # type: ignore[arg-type]
+
+    def _generate_rows(self, specs: list[GenerationSpec]) -> Iterator[tuple[int, tuple[str, int]]]:
+        """``(spec index, (text, tokens generated))`` of every spec, as each finishes."""
+        contexts = [sp.context_ids for sp in specs]
+        max_new = [sp.max_new_tokens for sp in specs]
         groups: Iterable[tuple[PrefixCache | None, list[list[int]]]]
+        if self.prefix_sharing and self.continuous_batching:
+            fits, rest = split_rows(self.engine, contexts, max_new)
+            groups = [(None, plan_batches([len(contexts[j]) + max_new[j] for j in rest],
+                                          self.engine.max_batch_tokens, self.engine.batch_size))] if rest else []
+            yield from self._run_batches(specs, groups, rest)
+            if fits:
+                shared, groups_of = prefix_groups(self.engine, contexts, fits)
+                # A slot holds a row's own tokens (past its shared prefix) and what it generates.
+                capacity = max(len(contexts[j]) - shared[j] for j in fits) + max(max_new[j] for j in fits) + 1
+                slots = slot_count(self.engine, capacity, len(fits), decode_budget(self.engine))
+                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity)
+            return
         if self.prefix_sharing:
-            groups = shared_batches(self.engine, [sp.context_ids for sp in specs], [sp.max_new_tokens for sp in specs])
+            groups = shared_batches(self.engine, contexts, max_new)
         else:
             # Budget covers the prompt plus the tokens still to come.
-            lengths = [len(sp.context_ids) + sp.max_new_tokens for sp in specs]
+            lengths = [len(c) + m for c, m in zip(contexts, max_new)]
             groups = [(None, plan_batches(lengths, self.engine.max_batch_tokens, self.engine.batch_size))]
+        yield from self._run_batches(specs, groups)
 
+    def _run_batches(self, specs: list[GenerationSpec], groups: Iterable[tuple[PrefixCache | None, list[list[int]]]],
+                     index: list[int] | None = None) -> Iterator[tuple[int, tuple[str, int]]]:
+        """The batch-at-a-time path (``generation.generate_batch``); ``index`` maps the
+        batches' positions to spec indices (identity when None)."""
         for prefix, batches in groups:
-            run = functools.partial(self._generate_rows, specs, prefix)
+            if index is not None:
+                batches = [[index[k] for k in b] for b in batches]
+            run = functools.partial(self._generate_batch, specs, prefix)
             for batch, outs in self.engine.run_batches(batches, run):
-                for j, (text, n) in zip(batch, outs):
-                    i, s, _ = rows[j]
-                    texts[i][s] = text
-                    ntok[i][s] = n
-                    self.stats.generated_tokens += n
-                    if all(t is not None for t in texts[i]):
-                        yield i, GenerateResult(tuple(texts[i]), tuple(ntok[i]), cut[i])  # type: ignore[arg-type]
+                yield from zip(batch, outs)
 
-    def _generate_rows(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
+    def _generate_batch(self, specs: list[GenerationSpec], prefix: PrefixCache | None, batch: list[int]):
         return generate_batch(self.engine, self.encoder, [specs[j] for j in batch], prefix)

@@ -34,7 +34,7 @@ def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
     return min(hits) if hits else None
 
 
-def _pick(logits, spec: GenerationSpec, gen) -> int:
+def pick(logits, spec: GenerationSpec, gen) -> int:
     import torch
 
     if spec.temperature == 0:
@@ -45,6 +45,31 @@ def _pick(logits, spec: GenerationSpec, gen) -> int:
         keep = sorted_p.cumsum(-1) - sorted_p < spec.top_p
         probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def new_generator(seed: int) -> Any:
+    """The request's own random generator, so its samples do not depend on its batch."""
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def take_token(enc: "Encoder", eos_ids: set[int], spec: GenerationSpec, out_ids: list[int],
+               tok: int) -> tuple[str, int] | None:
+    """Append ``tok`` to a row's ``out_ids``; the row's ``(text, tokens generated)`` once it
+    is done (EOS, a stop string, or its token limit), else None."""
+    eos = tok in eos_ids
+    if not eos:
+        out_ids.append(tok)
+    text = enc.decode(out_ids)
+    cut = first_stop(text, spec.stop)
+    if cut is not None:
+        text = text[:cut]
+    if eos or cut is not None or len(out_ids) >= spec.max_new_tokens:
+        return text, len(out_ids) + (1 if eos else 0)
+    return None
 
 
 def generate_batch(engine: "Engine", enc: "Encoder", specs: list[GenerationSpec],
@@ -58,11 +83,7 @@ def generate_batch(engine: "Engine", enc: "Encoder", specs: list[GenerationSpec]
 
     model = engine.model
     n = len(specs)
-    gens = []
-    for s in specs:
-        g = torch.Generator()
-        g.manual_seed(s.seed)
-        gens.append(g)
+    gens = [new_generator(s.seed) for s in specs]
     out_ids: list[list[int]] = [[] for _ in range(n)]
     result: list[tuple[str, int] | None] = [None] * n
     active = list(range(n))  # row b of the live batch is spec active[b]
@@ -87,18 +108,9 @@ def generate_batch(engine: "Engine", enc: "Encoder", specs: list[GenerationSpec]
             logits = out.logits[:, -1, :].cpu()
             keep_rows, next_tokens = [], []
             for b, r in enumerate(active):
-                spec = specs[r]
-                tok = _pick(logits[b], spec, gens[r])
-                done = tok in engine.eos_ids
-                if not done:
-                    out_ids[r].append(tok)
-                text = enc.decode(out_ids[r])
-                cut = first_stop(text, spec.stop)
-                if cut is not None:
-                    text, done = text[:cut], True
-                if done or len(out_ids[r]) >= spec.max_new_tokens:
-                    result[r] = (text, len(out_ids[r]) + (1 if tok in engine.eos_ids else 0))
-                else:
+                tok = pick(logits[b], specs[r], gens[r])
+                result[r] = take_token(enc, engine.eos_ids, specs[r], out_ids[r], tok)
+                if result[r] is None:
                     keep_rows.append(b)
                     next_tokens.append(tok)
             if not keep_rows:

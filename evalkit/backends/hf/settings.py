@@ -17,7 +17,7 @@ def check_model_config(m: dict[str, Any]) -> None:
     bs = m.get("batch_size")
     if not (bs == "auto" or (isinstance(bs, int) and bs > 0)):
         raise ConfigError(f"model.batch_size must be 'auto' or a positive integer (got {bs!r})")
-    for key in ("trust_remote_code", "prefix_sharing"):
+    for key in ("trust_remote_code", "prefix_sharing", "continuous_batching"):
         if not isinstance(m.get(key, False), bool):
             raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
     dev = str(m.get("device"))

@@ -23,6 +23,36 @@ if TYPE_CHECKING:
 DECODE_ROWS_FACTOR = 8
 
 
+def decode_budget(engine: "Engine") -> int:
+    """Tokens of key/value cache the rows decoding together may hold (see ``shared_batches``)."""
+    return engine.max_batch_tokens * (DECODE_ROWS_FACTOR if engine.device.type == "cpu" else 1)
+
+
+def split_rows(engine: "Engine", contexts: Sequence[list[int]], max_new: Sequence[int]) -> tuple[list[int], list[int]]:
+    """``(rows that fit the fast path, the rest)`` (see ``Engine.fast_path_fits``)."""
+    rows = [j for j, c in enumerate(contexts) if c and engine.fast_path_fits(len(c) + max_new[j])]
+    rest = sorted(set(range(len(contexts))) - set(rows))
+    return rows, rest
+
+
+def prefix_groups(engine: "Engine", contexts: Sequence[list[int]],
+                  rows: Sequence[int]) -> tuple[dict[int, int], Iterator[tuple[PrefixCache | None, list[int]]]]:
+    """``rows`` grouped under their longest useful shared prefix: ``({row: its prefix's
+    length}, groups)``, each group with that prefix's cache (None for rows that share
+    none), computed as the groups are consumed."""
+    # One trie entry per row, so the n samples of one prompt share all of it but its last token.
+    ctx = [contexts[j] for j in rows]
+    tree = build_prefix_tree(ctx, MIN_SAVED_TOKENS)
+    lengths = {rows[k]: node.length for node in tree.walk() for k in node.items}
+
+    def groups() -> Iterator[tuple[PrefixCache | None, list[int]]]:
+        for node, prefix in walk_prefixes(engine, tree, ctx):
+            if node.items:
+                yield prefix, [rows[k] for k in node.items]
+
+    return lengths, groups()
+
+
 def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
                    max_new: Sequence[int]) -> Iterator[tuple[PrefixCache | None, list[list[int]]]]:
     """Batches of row indices, each with the prefix cache its rows start from.
@@ -33,20 +63,13 @@ def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
     little more than one while the weights are read once per step. Rows that do not fit
     the fast path (see ``Engine.fast_path_fits``) come first, without a prefix.
     """
-    rows = [j for j, c in enumerate(contexts) if c and engine.fast_path_fits(len(c) + max_new[j])]
-    rest = sorted(set(range(len(contexts))) - set(rows))
+    rows, rest = split_rows(engine, contexts, max_new)
     if rest:
         plan = plan_batches([len(contexts[j]) + max_new[j] for j in rest], engine.max_batch_tokens, engine.batch_size)
         yield None, [[rest[k] for k in b] for b in plan]
     if not rows:
         return
-    budget = engine.max_batch_tokens * (DECODE_ROWS_FACTOR if engine.device.type == "cpu" else 1)
-    # One trie entry per row, so the n samples of one prompt share all of it but its last token.
-    ctx = [contexts[j] for j in rows]
-    tree = build_prefix_tree(ctx, MIN_SAVED_TOKENS)
-    for node, prefix in walk_prefixes(engine, tree, ctx):
-        if not node.items:
-            continue
-        lengths = [len(ctx[k]) + max_new[rows[k]] for k in node.items]
-        plan = plan_batches(lengths, budget, engine.batch_size)
-        yield prefix, [[rows[node.items[k]] for k in b] for b in plan]
+    budget = decode_budget(engine)
+    for prefix, members in prefix_groups(engine, contexts, rows)[1]:
+        plan = plan_batches([len(contexts[j]) + max_new[j] for j in members], budget, engine.batch_size)
+        yield prefix, [[members[k] for k in b] for b in plan]

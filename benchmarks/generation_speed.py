@@ -1,0 +1,163 @@
+"""Generation speed: batch-at-a-time vs continuous batching, against raw forward throughput.
+
+    python benchmarks/generation_speed.py --data-root ../shared/data [--scale 0.1] [--only gsm8k,bbh]
+        [--max-new 64] [--paths batch,continuous] [--threads 2] [--profile]
+
+Workloads (at ``--scale 1``): GSM8K 5-shot (100 items), BBH 3-shot CoT (one item of each
+of the 27 tasks) and HumanEval (30 problems), built by evalkit's own planner from the
+real data (``--max-new`` caps every request's new tokens, as ``max_gen_toks`` does). Each
+(workload, path) runs in a fresh process with the embedded SmolLM2-135M-Instruct, so its
+peak memory (``resource.getrusage``, model included) and timings are its own; right after
+generating, the same process measures the raw forward throughput: a full-batch forward
+(about 2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
+workload's prompts. Printed per row: wall time, generated tokens/s, raw forward tokens/s,
+their ratio (decode throughput as a fraction of raw forward throughput), forward calls
+and generated tokens per call (how full the decoding batches were), peak memory, and whether every path generated the same texts. On a shared machine use
+``--threads 1``: two threads on two busy cores spin-wait and run 10-20x slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = {  # name -> (label, task, limit at scale 1, per group)
+    "gsm8k": ("GSM8K 5-shot", "gsm8k", 100, False),
+    "bbh": ("BBH 3-shot CoT", "bbh", 1, True),
+    "humaneval": ("HumanEval", "humaneval", 30, False),
+}
+
+
+def task_plans(task: str, limit: int, data_root: Path, max_new: int | None) -> list[Any]:
+    """The workload's task plan (samples; requests are filled by ``plan_requests``)."""
+    from evalkit.runner.plan import build_task_plans
+    from evalkit.tasks import load_task
+
+    overrides = {"generation": {"max_new_tokens": max_new}} if max_new else {}
+    return build_task_plans([load_task(task, overrides)], data_root, limit)
+
+
+def job(args: dict[str, Any]) -> dict[str, Any]:
+    """One measured run of ``kind`` (a path: ``batch`` or ``continuous``) in this process."""
+    import torch
+
+    from evalkit.backends.hf.backend import HFBackend
+    from evalkit.backends.hf.loading import EMBEDDED_SMOLLM2
+    from evalkit.runner.plan import plan_requests
+    from evalkit.runner.prompting import ChatSettings
+
+    if args.get("threads"):
+        torch.set_num_threads(int(args["threads"]))
+    backend = HFBackend(EMBEDDED_SMOLLM2)
+    plans = task_plans(args["task"], args["limit"], Path(args["data_root"]), args.get("max_new"))
+    plan = plan_requests(plans, ChatSettings(False, True), backend, 1234)
+    reqs = list(plan.unique.values())
+    lengths = [len(backend.encoder.encode(r.context)) for r in reqs]
+    backend.continuous_batching = args["kind"] == "continuous"
+    stats = backend.stats
+    f0, c0, g0 = stats.forward_tokens, stats.forward_calls, stats.generated_tokens
+    t0 = time.perf_counter()
+    if args.get("profile"):
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            out = dict(backend.generate(reqs))
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    else:
+        out = dict(backend.generate(reqs))
+        table = None
+    wall = time.perf_counter() - t0
+    # Raw throughput in the same process, right after: a shared machine's load changes by the minute.
+    mean_len = sum(lengths) / len(lengths)
+    return {"raw_tokens_per_second": raw_throughput(backend, int(mean_len)), "mean_prompt_tokens": mean_len,
+        "wall_seconds": wall, "requests": len(reqs), "generated_tokens": stats.generated_tokens - g0,
+        "forward_tokens": stats.forward_tokens - f0, "forward_calls": stats.forward_calls - c0,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "texts": [list(out[i].texts) for i in range(len(reqs))], "profile": table,
+    }
+
+
+def raw_throughput(backend: Any, length: int, budget: int = 2048, reps: int = 3) -> float:
+    """Tokens/s of a full-batch forward over ``budget // length`` sequences of ``length`` tokens."""
+    import torch
+
+    length = max(8, min(length, budget))
+    rows = max(1, budget // length)
+    ids = torch.randint(100, 40000, (rows, length))
+    pos = torch.arange(length)[None].expand(rows, -1)
+    engine = backend.engine
+    engine.forward(ids[:, :16], n_tokens=0, position_ids=pos[:, :16], keep_last=1)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        engine.forward(ids, n_tokens=ids.numel(), position_ids=pos, keep_last=1)
+        best = min(best, time.perf_counter() - t0)
+    return ids.numel() / best
+
+
+def run_child(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    job_file, out_file = tmp / "job.json", tmp / "out.json"
+    job_file.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    subprocess.run([sys.executable, __file__, "--job", str(job_file), str(out_file)], check=True, env=env)
+    return json.loads(out_file.read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", default=os.environ.get("EVALKIT_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--scale", type=float, default=0.1, help="fraction of each workload's items (1 = the issue's sizes)")
+    ap.add_argument("--only", default=",".join(WORKLOADS))
+    ap.add_argument("--max-new", type=int, default=None, help="cap on new tokens per request")
+    ap.add_argument("--paths", default="batch,continuous")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--profile", action="store_true", help="print a torch profile of each path")
+    ap.add_argument("--job", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.job:
+        Path(a.job[1]).write_text(json.dumps(job(json.loads(Path(a.job[0]).read_text()))))
+        return
+    print(f"generation speed: scale={a.scale} max_new={a.max_new} threads={a.threads or 'default'}")
+    with tempfile.TemporaryDirectory(prefix="genspeed-") as tmp:
+        for name in a.only.split(","):
+            label, task, limit, per_group = WORKLOADS[name]
+            n = limit if per_group else max(2, round(limit * a.scale))
+            base = {"task": task, "limit": n, "data_root": a.data_root, "max_new": a.max_new, "threads": a.threads}
+            runs = {p: run_child({**base, "kind": p, "profile": a.profile}, Path(tmp)) for p in a.paths.split(",")}
+            report(label, n, runs)
+
+
+def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
+    first = next(iter(runs.values()))
+    print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
+          f"{first['mean_prompt_tokens']:.0f} tokens")
+    print(f"{'path':<12}{'wall s':>9}{'gen tok':>9}{'gen tok/s':>11}{'raw tok/s':>11}{'decode/raw':>12}"
+          f"{'fwd calls':>11}{'rows/call':>11}{'peak MiB':>10}")
+    for path, r in runs.items():
+        gen_rate = r["generated_tokens"] / r["wall_seconds"]
+        raw = r["raw_tokens_per_second"]
+        print(f"{path:<12}{r['wall_seconds']:>9.1f}{r['generated_tokens']:>9}{gen_rate:>11.1f}{raw:>11.0f}"
+              f"{gen_rate / raw:>11.0%} {r['forward_calls']:>10}{r['generated_tokens'] / r['forward_calls']:>11.1f}"
+              f"{r['peak_rss_mib']:>10.0f}")
+    texts = [r["texts"] for r in runs.values()]
+    same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
+    print(f"identical texts across paths: {same}/{len(texts[0])}")
+    if len(runs) > 1:
+        walls = [r["wall_seconds"] for r in runs.values()]
+        print(f"speed-up {list(runs)[-1]} vs {list(runs)[0]}: {walls[0] / walls[-1]:.2f}x")
+    for path, r in runs.items():
+        if r.get("profile"):
+            print(f"\n-- profile, {path}\n{r['profile']}")
+
+
+if __name__ == "__main__":
+    main()
