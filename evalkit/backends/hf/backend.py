@@ -29,7 +29,6 @@ from typing import Any
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from evalkit.backends.api import Backend, BackendStats, Capabilities
-from evalkit.backends.hf.batching import plan_batches
 from evalkit.backends.hf.engine import Engine
 from evalkit.backends.hf.generation import GenerationSpec, generate_batch
 from evalkit.backends.hf.loading import load_hf_model
@@ -45,7 +44,8 @@ from evalkit.backends.requests import (
 )
 from evalkit.backends.hf.settings import check_model_config
 from evalkit.backends.hf.continuous import generate_continuous, slot_count
-from evalkit.backends.hf.shared_generation import decode_budget, prefix_groups, shared_batches, split_rows
+from evalkit.backends.hf.shared_generation import (decode_budget, fallback_batches, prefix_groups, shared_batches,
+                                                   split_rows)
 from evalkit.backends.hf.scoring import score_pairs
 from evalkit.backends.hf.shared_scoring import score_shared
 from evalkit.backends.hf.tokens import Encoder
@@ -236,9 +236,8 @@ class HFBackend(Backend):
         groups: Iterable[tuple[PrefixCache | None, list[list[int]]]]
         if self.prefix_sharing and self.continuous_batching:
             fits, rest = split_rows(self.engine, contexts, max_new)
-            groups = [(None, plan_batches([len(contexts[j]) + max_new[j] for j in rest],
-                                          self.engine.max_batch_tokens, self.engine.batch_size))] if rest else []
-            yield from self._run_batches(specs, groups, rest)
+            if rest:
+                yield from self._run_batches(specs, [(None, fallback_batches(self.engine, contexts, max_new, rest))])
             if fits:
                 shared, groups_of = prefix_groups(self.engine, contexts, fits)
                 # A slot holds a row's own tokens (past its shared prefix) and what it generates.
@@ -249,18 +248,13 @@ class HFBackend(Backend):
         if self.prefix_sharing:
             groups = shared_batches(self.engine, contexts, max_new)
         else:
-            # Budget covers the prompt plus the tokens still to come.
-            lengths = [len(c) + m for c, m in zip(contexts, max_new)]
-            groups = [(None, plan_batches(lengths, self.engine.max_batch_tokens, self.engine.batch_size))]
+            groups = [(None, fallback_batches(self.engine, contexts, max_new, range(len(specs))))]
         yield from self._run_batches(specs, groups)
 
     def _run_batches(self, specs: list[GenerationSpec], groups: Iterable[tuple[PrefixCache | None, list[list[int]]]],
-                     index: list[int] | None = None) -> Iterator[tuple[int, tuple[str, int]]]:
-        """The batch-at-a-time path (``generation.generate_batch``); ``index`` maps the
-        batches' positions to spec indices (identity when None)."""
+                     ) -> Iterator[tuple[int, tuple[str, int]]]:
+        """The batch-at-a-time path (``generation.generate_batch``) over batches of spec indices."""
         for prefix, batches in groups:
-            if index is not None:
-                batches = [[index[k] for k in b] for b in batches]
             run = functools.partial(self._generate_batch, specs, prefix)
             for batch, outs in self.engine.run_batches(batches, run):
                 yield from zip(batch, outs)

@@ -35,6 +35,14 @@ def split_rows(engine: "Engine", contexts: Sequence[list[int]], max_new: Sequenc
     return rows, rest
 
 
+def fallback_batches(engine: "Engine", contexts: Sequence[list[int]], max_new: Sequence[int],
+                     rest: Sequence[int]) -> list[list[int]]:
+    """Batches (of row indices) of the rows ``rest`` that do not fit the fast path, each
+    budgeted by its prompt plus the tokens still to come."""
+    plan = plan_batches([len(contexts[j]) + max_new[j] for j in rest], engine.max_batch_tokens, engine.batch_size)
+    return [[rest[k] for k in b] for b in plan]
+
+
 def prefix_groups(engine: "Engine", contexts: Sequence[list[int]],
                   rows: Sequence[int]) -> tuple[dict[int, int], Iterator[tuple[PrefixCache | None, list[int]]]]:
     """``rows`` grouped under their longest useful shared prefix: ``({row: its prefix's
@@ -65,8 +73,7 @@ def shared_batches(engine: "Engine", contexts: Sequence[list[int]],
     """
     rows, rest = split_rows(engine, contexts, max_new)
     if rest:
-        plan = plan_batches([len(contexts[j]) + max_new[j] for j in rest], engine.max_batch_tokens, engine.batch_size)
-        yield None, [[rest[k] for k in b] for b in plan]
+        yield None, fallback_batches(engine, contexts, max_new, rest)
     if not rows:
         return
     budget = decode_budget(engine)
