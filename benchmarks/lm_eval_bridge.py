@@ -40,6 +40,7 @@ CONVERTERS: dict[str, Callable[[Doc], Doc]] = {
     "gsm8k": lambda d: {"id": d["id"], "question": d["question"], "answer": d["answer"]},
 }
 CONVERTERS["arc_challenge"] = CONVERTERS["arc_easy"]
+CONVERTERS["bbh"] = lambda d: {"input": d["input"], "target": d["target"]}
 
 
 def _winogrande_row(d: Doc) -> Doc:
@@ -76,7 +77,12 @@ LM_EVAL_TASK: dict[str, Callable[[str], str]] = {
     "boolq": lambda g: "boolq",
     "winogrande": lambda g: "winogrande",
     "siqa": lambda g: "social_iqa",
+    "bbh": lambda g: f"bbh_cot_fewshot_{g}",
 }
+
+# New-token caps set to evalkit's, so both tools stop at the same length (lm-eval's BBH
+# YAML allows 1,024; evalkit's task allows 512).
+GEN_CAP: dict[str, int] = {"bbh": 512}
 
 
 @dataclass
@@ -142,6 +148,7 @@ def task_config(task: str, group: str, docs: list[Doc], fewshot_docs: list[Doc] 
         files["train"] = str(folder / "train.jsonl")
     for key in ("tag", "group", "dataset_name", "validation_split", "training_split", "task_alias"):
         cfg.pop(key, None)
+    inline = (cfg.get("fewshot_config") or {}).get("samples")
     cfg.update(
         task=f"bridge__{name}",
         dataset_path="json",
@@ -149,8 +156,11 @@ def task_config(task: str, group: str, docs: list[Doc], fewshot_docs: list[Doc] 
         test_split="test",
         fewshot_split="train" if fewshot_docs else None,
         num_fewshot=num_fewshot,
-        fewshot_config={"sampler": sampler},
+        # Tasks whose exemplars live in the YAML (BBH's CoT prompts) keep them.
+        fewshot_config=cfg["fewshot_config"] if inline and not fewshot_docs else {"sampler": sampler},
     )
+    if task in GEN_CAP:
+        cfg["generation_kwargs"] = {**cfg.get("generation_kwargs", {}), "max_gen_toks": GEN_CAP[task]}
     return cfg
 
 

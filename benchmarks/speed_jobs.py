@@ -84,7 +84,8 @@ def job_evalkit(job: dict[str, Any]) -> dict[str, Any]:
         if "logprobs" in r:
             item.update(pred=r["pred"], logprobs=r["logprobs"])
         else:
-            item.update(output=r["outputs"][0], pred=r["extracted"][0].get("flexible"))
+            ext = r["extracted"][0]
+            item.update(output=r["outputs"][0], pred=ext.get("flexible", next(iter(ext.values()), None)))
         items.append(item)
     tr = res["tasks"][job["task"]]
     return {
@@ -129,7 +130,8 @@ def job_lm_eval(job: dict[str, Any]) -> dict[str, Any]:
         if it.logprobs is not None:
             item.update(pred=it.pred, logprobs=it.logprobs)
         else:
-            item.update(output=getattr(it, "raw_output", None), pred=it.scores.get("output,flexible-extract"))
+            pred = it.scores.get("output,flexible-extract", it.scores.get("output,get-answer"))
+            item.update(output=getattr(it, "raw_output", None), pred=pred)
         items.append(item)
     return {"wall_seconds": out.wall_seconds, "cpu_seconds": cpu["seconds"], "load_seconds": out.load_seconds,
             "positions": counter.positions,

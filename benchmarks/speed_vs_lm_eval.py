@@ -5,8 +5,14 @@
 Both tools run the embedded SmolLM2-135M-Instruct as the same float32 HF folder (the
 materialised GGUF) on the same items with the same shot count; every measured run is a
 fresh process (``speed_jobs.py``), so peak memory and timings are its own. Workloads:
-ARC-e 0-shot (400 items), ARC-c 25-shot (20), MMLU 5-shot (3 subjects), GSM8K 5-shot
-(30, generation).
+ARC-e 0-shot (400 items), ARC-c 25-shot (20), MMLU 5-shot (3 subjects), and the generation
+rows GSM8K 5-shot (100) and BBH 3-shot CoT (one item of each of the 27 tasks). HumanEval is
+not compared: lm-eval's HumanEval metric loads its code-execution metric from the hub.
+
+BBH prompts differ by design: lm-eval's BBH YAML ends each question with "Let's think step
+by step.\n" and evalkit's with "Let's think step by step." (the BBH repository's prompt), so
+the BBH row compares wall time on the same items and exemplars, not identical texts; both
+stop at 512 new tokens (evalkit's cap; lm-eval's YAML allows 1,024).
 
 Few-shot protocols are compared both ways:
 
@@ -46,7 +52,7 @@ from speed_report import print_profile, print_summary, print_workload  # noqa: E
 # ARC-e 60 items: 4 -> 157 s, 8 -> 77 s, 16 -> 113 s, 32 -> 95 s, 64 -> 102 s; GSM8K 16 items:
 # 4 -> 544 s, 8 -> 736 s, 16 -> 458 s. The 25- and 5-shot log-likelihood tasks use 8 too
 # (larger batches add GBs of full-vocabulary logits: batch x ~1,100 positions x 49,152 floats).
-LM_EVAL_BATCH = {"arc_easy": 8, "arc_challenge": 8, "mmlu": 8, "gsm8k": 16}
+LM_EVAL_BATCH = {"arc_easy": 8, "arc_challenge": 8, "mmlu": 8, "gsm8k": 16, "bbh": 16}
 MMLU_SUBJECTS = ["global_facts", "high_school_government_and_politics", "us_foreign_policy"]
 
 
@@ -69,7 +75,8 @@ def workloads(scale: float) -> list[Workload]:
         Workload("ARC-e 0-shot", "arc_easy", n(400), per_item=False),
         Workload("ARC-c 25-shot", "arc_challenge", n(20), per_item=True),
         Workload("MMLU 5-shot", "mmlu", n(30), per_item=False, groups=MMLU_SUBJECTS),
-        Workload("GSM8K 5-shot", "gsm8k", n(30), per_item=True, kind="generate"),
+        Workload("GSM8K 5-shot", "gsm8k", n(100), per_item=True, kind="generate"),
+        Workload("BBH 3-shot CoT", "bbh", 1, per_item=False, kind="generate"),  # 1 item of each of 27 tasks
     ]
 
 
@@ -106,6 +113,9 @@ def lm_eval_groups(w: Workload, items: list[dict], data_root: str, per_item: boo
     docs: OrderedDict[str, list[dict]] = OrderedDict()
     for it in items:
         docs.setdefault(it["group"], []).append(it["doc"])
+    if w.task == "bbh":
+        # evalkit's BBH prompt embeds the task's 3 CoT exemplars; lm-eval's YAML holds the same three.
+        return [{"task": w.task, "group": g, "docs": d, "fewshot": None} for g, d in docs.items()], 3
     pools: dict[str, list[dict]] = {}
     if fs["n"]:
         pool = load_docs(spec, fs["split"], resolve_root(data_root))
@@ -137,12 +147,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=str(HERE.parents[1] / "shared" / "data"))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every item count (quick checks)")
-    ap.add_argument("--only", help="comma-separated tasks (arc_easy,arc_challenge,mmlu,gsm8k)")
+    ap.add_argument("--only", help="comma-separated tasks (arc_easy,arc_challenge,mmlu,gsm8k,bbh)")
     ap.add_argument("--lm-eval-batch", type=json.loads, default=LM_EVAL_BATCH,
                     help='lm-eval batch size per task, JSON (default %(default)s)')
     ap.add_argument("--threads", default="auto",
                     help="torch threads for every job, both tools: a number, or auto = 1 when the load "
                          "average is at least the CPU count (oversubscribed OpenMP threads stall), else torch's default")
+    ap.add_argument("--fixed-only", action="store_true", help="skip the per-item-exemplar runs (half the time)")
     ap.add_argument("--straightforward", action="store_true", help="also run evalkit's straightforward path")
     ap.add_argument("--profile", action="store_true", help="profile evalkit's default runs (extra runs, after)")
     ap.add_argument("--skip-load", action="store_true", help="skip the cold/warm model load measurement")
@@ -178,6 +189,8 @@ def main() -> None:
             task_over: dict[str, Any] = {"limit": w.limit}
             if w.groups:
                 task_over["groups"] = w.groups
+            if args.fixed_only:
+                w.per_item = False
             modes = [("fixed", False)] + ([("per-item", True)] if w.per_item else [])
             for mode, per_item in modes:
                 over = {**task_over, **({"fewshot": {"shared": False}} if per_item else {})}

@@ -1,5 +1,6 @@
 """Real servers for the HTTP-backend tests: ``transformers serve`` running the embedded
-model, and a small fault-injecting proxy that sits in front of it.
+model, and a small fault-injecting proxy that sits in front of it. The benchmarks also
+use llama-cpp-python's server (built from source, so never in CI).
 
 The proxy forwards every request unchanged unless a fault is queued: answer with a
 status (500, 429 with ``Retry-After``), stall, or drop the connection. It also keeps
@@ -97,6 +98,62 @@ class TransformersServer:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class LlamaCppServer:
+    """llama-cpp-python's OpenAI-compatible server running the embedded GGUF, on a free port.
+
+    ``python`` is an interpreter with ``llama-cpp-python[server]`` installed (a source
+    build). ``logits_all`` keeps every prompt position's logits, which ``echo`` with
+    ``logprobs`` needs (and which costs a full-vocabulary projection per prompt token, so
+    generation-only runs leave it off). ``kv_overrides`` are GGUF metadata overrides
+    (``key=type:value``). ``gguf`` replaces the embedded Q4_1 file (e.g. an F32 export of the
+    same weights, to take quantised arithmetic out of a comparison).
+    """
+
+    def __init__(self, python: str, log_path: Path, *, logits_all: bool = False,
+                 kv_overrides: tuple[str, ...] = (), threads: int = 2, gguf: str | None = None) -> None:
+        from evalkit.backends.hf.loading import embedded_gguf_path
+
+        self.python, self.log_path = python, log_path
+        self.logits_all, self.kv_overrides, self.threads = logits_all, kv_overrides, threads
+        self.model = gguf or str(embedded_gguf_path())
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout_s: float = 300) -> None:
+        cmd = [self.python, "-m", "llama_cpp.server", "--model", self.model, "--host", "127.0.0.1",
+               "--port", str(self.port), "--n_ctx", "2048", "--n_threads", str(self.threads),
+               "--logits_all", str(self.logits_all).lower()]
+        for kv in self.kv_overrides:
+            cmd += ["--kv_overrides", kv]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"llama_cpp.server did not come up in {timeout_s:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 @dataclass
