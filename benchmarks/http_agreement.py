@@ -4,6 +4,12 @@ a free port) vs the in-process HF backend, on the same items: GSM8K, TriviaQA, H
 every differing item (both texts), each side's primary metric and both wall times.
 
     python benchmarks/http_agreement.py --data-root ../shared/data --limit 20 --code-limit 10
+    python benchmarks/http_agreement.py --data-root ../shared/data --limit 10 --tasks realtoxicityprompts --greedy-toxicity
+
+RealToxicityPrompts samples by protocol (temperature 1, top-p 0.9, 5 per prompt), and
+``transformers serve`` ignores the per-request seed, so its texts cannot match ours;
+``--greedy-toxicity`` runs that row greedily (one continuation per prompt) on both sides to
+compare the same prompts deterministically.
 """
 
 from __future__ import annotations
@@ -31,11 +37,19 @@ def main() -> None:
     ap.add_argument("--code-limit", type=int, default=10, help="HumanEval problems")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--out", default="/tmp/evalkit_http_agreement")
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
+    ap.add_argument("--greedy-toxicity", action="store_true", help="RealToxicity greedy, one continuation a prompt")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    tasks = [t for t in a.tasks.split(",") if t]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"--tasks: unknown {', '.join(unknown)} (choose from {', '.join(TASKS)})")
     suite = {"name": "http_agreement",
-             "tasks": {t: {"limit": a.code_limit if t == "humaneval" else a.limit} for t in TASKS}}
+             "tasks": {t: {"limit": a.code_limit if t == "humaneval" else a.limit} for t in tasks}}
+    if a.greedy_toxicity and "realtoxicityprompts" in suite["tasks"]:
+        suite["tasks"]["realtoxicityprompts"]["generation"] = {"temperature": 0.0, "n": 1}
     common = [f"data_root={a.data_root}", "sandbox.allow_code_execution=true", "progress=false"]
     server = TransformersServer(out / "serve.log")
     server.start()
@@ -52,7 +66,7 @@ def main() -> None:
         server.stop()
     results = {k: json.loads((d / "results.json").read_text(encoding="utf-8")) for k, d in dirs.items()}
     total = same_total = 0
-    for task in TASKS:
+    for task in tasks:
         http = {r["id"]: r["outputs"] for r in read_jsonl(dirs["http"] / "samples" / f"{task}.jsonl")}
         local = {r["id"]: r["outputs"] for r in read_jsonl(dirs["in-process"] / "samples" / f"{task}.jsonl")}
         same = sum(http[k] == local.get(k) for k in http)

@@ -65,7 +65,7 @@ def model_index_card(results: list[dict[str, Any]], source_url: str | None = Non
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
-    """The card table in Markdown: one column per run, values in points ± 95% half-width."""
+    """The card table in Markdown: one column per run, values in points with their 95% interval."""
     frame = card_frame(results, with_reference=False)
     if frame.empty:
         return "_no card rows_\n"
@@ -74,7 +74,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
              "|" + "|".join("---" if c in ("Table", "Benchmark", "Metric") else "--:" for c in cols) + "|"]
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(_cell(row[c]) for c in cols) + " |")
-    note = "\nValues in points; ± is the half-width of the 95% interval. Produced by evalkit.\n"
+    note = ("\nValues in points with their 95% interval: [low, high] (Wilson for proportions) or ± the "
+            "half-width of a normal interval; n is the number of items. Produced by evalkit.\n")
     return "\n".join(lines) + "\n" + note
 
 
