@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,6 +29,25 @@ from tests.conftest import run_config  # noqa: E402
 from tests.http_servers import TransformersServer  # noqa: E402
 
 TASKS = ("gsm8k", "triviaqa", "humaneval", "realtoxicityprompts")
+
+
+def http_and_in_process(server: Any, out: Path, suite: dict[str, Any], common: list[str], concurrency: int,
+                        in_process: tuple[str, ...] = ()) -> tuple[dict[str, Path], dict[str, float]]:
+    """Start ``server``, run ``suite`` through it (``"http"``) and then in-process
+    (``"in-process"``, with ``in_process`` overrides); the run folders and wall times by side."""
+    server.start()
+    dirs, walls = {}, {}
+    try:
+        for label, extra in (("http", ["model=openai_compatible", f"model.base_url={server.base_url}",
+                                       f"model.concurrency={concurrency}"]), ("in-process", list(in_process))):
+            cfg = run_config(out / label, *common, *extra)
+            cfg["suite"] = suite
+            t0 = time.perf_counter()
+            dirs[label] = run(cfg)
+            walls[label] = time.perf_counter() - t0
+    finally:
+        server.stop()
+    return dirs, walls
 
 
 def main() -> None:
@@ -51,19 +71,7 @@ def main() -> None:
     if a.greedy_toxicity and "realtoxicityprompts" in suite["tasks"]:
         suite["tasks"]["realtoxicityprompts"]["generation"] = {"temperature": 0.0, "n": 1}
     common = [f"data_root={a.data_root}", "sandbox.allow_code_execution=true", "progress=false"]
-    server = TransformersServer(out / "serve.log")
-    server.start()
-    dirs, walls = {}, {}
-    try:
-        for label, extra in (("http", ["model=openai_compatible", f"model.base_url={server.base_url}",
-                                       f"model.concurrency={a.concurrency}"]), ("in-process", [])):
-            cfg = run_config(out / label, *common, *extra)
-            cfg["suite"] = suite
-            t0 = time.perf_counter()
-            dirs[label] = run(cfg)
-            walls[label] = time.perf_counter() - t0
-    finally:
-        server.stop()
+    dirs, walls = http_and_in_process(TransformersServer(out / "serve.log"), out, suite, common, a.concurrency)
     results = {k: json.loads((d / "results.json").read_text(encoding="utf-8")) for k, d in dirs.items()}
     total = same_total = 0
     for task in tasks:

@@ -32,11 +32,11 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.http_agreement import http_and_in_process  # noqa: E402
 from evalkit.errors import EvalkitError  # noqa: E402
 from evalkit.files import read_jsonl  # noqa: E402
 from evalkit.runner.run import run  # noqa: E402
@@ -89,20 +89,9 @@ def main() -> None:
         server.stop()
 
     # 2. BOS prepended on both sides.
-    server = LlamaCppServer(a.llama_python, out / "serve_bos.log", logits_all=True, kv_overrides=(BOS_OVERRIDE,), gguf=a.gguf)
-    server.start()
-    dirs, walls = {}, {}
-    try:
-        for label, extra in (("http", ["model=openai_compatible", f"model.base_url={server.base_url}",
-                                       f"model.concurrency={a.concurrency}"]),
-                             ("in-process", ["model.add_bos=true"])):
-            cfg = run_config(out / label, *common, *extra)
-            cfg["suite"] = suite
-            t0 = time.perf_counter()
-            dirs[label] = run(cfg)
-            walls[label] = time.perf_counter() - t0
-    finally:
-        server.stop()
+    server = LlamaCppServer(a.llama_python, out / "serve_bos.log", logits_all=True, kv_overrides=(BOS_OVERRIDE,),
+                            gguf=a.gguf)
+    dirs, walls = http_and_in_process(server, out, suite, common, a.concurrency, ("model.add_bos=true",))
 
     all_deltas: list[float] = []
     for task in TASKS:

@@ -51,7 +51,7 @@ def _row(name: str, r: dict[str, Any], raw_rate: float) -> str:
 
 def pairs_of(w: Any) -> list[tuple[str, str, str]]:
     """(label, evalkit run, lm-eval run) comparisons of a workload."""
-    out = [("same prompts, fixed exemplars", "evalkit fixed", "lm-eval fixed")]
+    out = [("fixed exemplars", "evalkit fixed", "lm-eval fixed")]
     if w.per_item:
         out.append(("same prompts, per-item exemplars (engineering only)", "evalkit per-item", "lm-eval per-item"))
         out.append(("each tool's default protocol (sharing + engineering)", "evalkit fixed", "lm-eval per-item"))
@@ -61,7 +61,7 @@ def pairs_of(w: Any) -> list[tuple[str, str, str]]:
 def print_workload(w: Any, raw: dict[str, Any]) -> None:
     rate = raw["tokens_per_second"]
     groups = f", subjects {', '.join(w.groups)}" if w.groups else ""
-    print(f"\n== {w.label}: {w.limit} items{' per subject' if w.groups else ''}{groups}")
+    print(f"\n== {w.label}: {w.limit} {w.unit}{' per subject' if w.groups else ''}{groups}")
     print(f"  {'run':34s} {'wall s':>8s} {'cpu s':>7s} {'positions':>11s} {'tok/s':>8s} {'of raw':>8s} {'peak MiB':>9s} {'load s':>6s}")
     for name, r in w.runs.items():
         print(_row(name, r, rate))
@@ -110,7 +110,9 @@ def print_summary(chosen: list[Any], report: dict[str, Any], batch: dict[str, An
             ok = speed >= target and (c["agreement"] >= 0.99 or w.kind == "generate")
             verdict = f" (target >= {target:g}x{', agreement >= 99%' if w.kind != 'generate' else ''}: {'met' if ok else 'NOT met'})"
         cpu = lm["cpu_seconds"] / ek["cpu_seconds"]
-        print(f"  {w.label}: {speed:.1f}x lm-eval on identical prompts (wall; {cpu:.1f}x CPU), "
+        same = ("on identical prompts" if c["identical_prompts"] == 1.0
+                else f"on the same items ({c['identical_prompts']:.0%} of prompts identical)")
+        print(f"  {w.label}: {speed:.1f}x lm-eval {same} (wall; {cpu:.1f}x CPU), "
               f"agreement {c['agreement']:.1%}{verdict}")
     print(f"  load average before {tuple(round(x, 2) for x in report['load_avg_before'])}, "
           f"after {tuple(round(x, 2) for x in report['load_avg_after'])}; total {report['total_seconds'] / 60:.1f} min")

@@ -64,6 +64,7 @@ class Workload:
     per_item: bool  # also compare with per-item exemplars (lm-eval's own protocol)
     groups: list[str] | None = None
     kind: str = "loglikelihood"
+    unit: str = "items"  # what ``limit`` counts, for the printed header
     runs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +77,7 @@ def workloads(scale: float) -> list[Workload]:
         Workload("ARC-c 25-shot", "arc_challenge", n(20), per_item=True),
         Workload("MMLU 5-shot", "mmlu", n(30), per_item=False, groups=MMLU_SUBJECTS),
         Workload("GSM8K 5-shot", "gsm8k", n(100), per_item=True, kind="generate"),
-        Workload("BBH 3-shot CoT", "bbh", 1, per_item=False, kind="generate"),  # 1 item of each of 27 tasks
+        Workload("BBH 3-shot CoT", "bbh", 1, per_item=False, kind="generate", unit="item of each of the 27 tasks"),
     ]
 
 

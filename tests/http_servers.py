@@ -53,29 +53,37 @@ def serve_command() -> list[str] | None:
     return [exe, "serve"]
 
 
-class TransformersServer:
-    """``transformers serve <embedded model>`` on a free local port; restartable."""
+class ServerProcess:
+    """An OpenAI-compatible server in its own process group on a free local port; restartable.
+
+    Subclasses give the command line (``command``) and, if needed, the environment.
+    """
+
+    name = "server"
 
     def __init__(self, log_path: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
-        self.model = str(embedded_model_folder())
         self.proc: subprocess.Popen | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
     def start(self, timeout_s: float = 600) -> None:
-        cmd = [*serve_command(), self.model, "--host", "127.0.0.1", "--port", str(self.port),  # type: ignore[misc]
-               "--device", "cpu", "--dtype", "float32", "--log-level", "warning"]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.env(),
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as r:
                     if r.status == 200:
@@ -83,7 +91,7 @@ class TransformersServer:
             except OSError:
                 time.sleep(1)
         self.stop()
-        raise RuntimeError(f"transformers serve did not come up in {timeout_s:.0f} s; see {self.log_path}")
+        raise RuntimeError(f"{self.name} did not come up in {timeout_s:.0f} s; see {self.log_path}")
 
     def kill(self) -> None:
         """Kill the server the hard way (what a crash or an OOM kill looks like to clients)."""
@@ -100,8 +108,25 @@ class TransformersServer:
                 self.kill()
 
 
-class LlamaCppServer:
-    """llama-cpp-python's OpenAI-compatible server running the embedded GGUF, on a free port.
+class TransformersServer(ServerProcess):
+    """``transformers serve <embedded model>`` (float32, CPU)."""
+
+    name = "transformers serve"
+
+    def __init__(self, log_path: Path, port: int | None = None) -> None:
+        super().__init__(log_path, port)
+        self.model = str(embedded_model_folder())
+
+    def command(self) -> list[str]:
+        return [*serve_command(), self.model, "--host", "127.0.0.1", "--port", str(self.port),  # type: ignore[misc]
+                "--device", "cpu", "--dtype", "float32", "--log-level", "warning"]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+class LlamaCppServer(ServerProcess):
+    """llama-cpp-python's OpenAI-compatible server running the embedded GGUF.
 
     ``python`` is an interpreter with ``llama-cpp-python[server]`` installed (a source
     build). ``logits_all`` keeps every prompt position's logits, which ``echo`` with
@@ -111,49 +136,24 @@ class LlamaCppServer:
     same weights, to take quantised arithmetic out of a comparison).
     """
 
+    name = "llama_cpp.server"
+
     def __init__(self, python: str, log_path: Path, *, logits_all: bool = False,
                  kv_overrides: tuple[str, ...] = (), threads: int = 2, gguf: str | None = None) -> None:
         from evalkit.backends.hf.loading import embedded_gguf_path
 
-        self.python, self.log_path = python, log_path
+        super().__init__(log_path)
+        self.python = python
         self.logits_all, self.kv_overrides, self.threads = logits_all, kv_overrides, threads
         self.model = gguf or str(embedded_gguf_path())
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self, timeout_s: float = 300) -> None:
+    def command(self) -> list[str]:
         cmd = [self.python, "-m", "llama_cpp.server", "--model", self.model, "--host", "127.0.0.1",
                "--port", str(self.port), "--n_ctx", "2048", "--n_threads", str(self.threads),
                "--logits_all", str(self.logits_all).lower()]
         for kv in self.kv_overrides:
             cmd += ["--kv_overrides", kv]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not come up in {timeout_s:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        return cmd
 
 
 @dataclass
