@@ -109,6 +109,41 @@ def test_stop_string_inside_a_token(backend):
         assert len(new[i].texts[0]) < len(free[i].texts[0])
 
 
+def test_rows_of_different_prefixes_in_flight_read_only_their_own(backend, monkeypatch):
+    """Three few-shot prefixes (as BBH's tasks) decoding together: each slot's attention
+    covers only its own prefix (``SlotCache.segments``), with the same texts as before."""
+    from evalkit.backends.hf.slot_cache import SlotCache
+
+    others = [
+        "".join(f"Q: {q}\nA: {a}\n\n" for q, a in [("Is ice cold?", "Yes, ice is cold."), ("Is fire wet?", "No.")]),
+        "Translate to French.\n\nEnglish: cat\nFrench: chat\n\nEnglish: dog\nFrench: chien\n\n",
+    ]
+    reqs = [GenerateRequest(SHOTS + f"Question: {q}\nAnswer:", stop=("Question:",), max_new_tokens=4 + 5 * k)
+            for k, q in enumerate(QUESTIONS[:3])]
+    reqs += [GenerateRequest(others[0] + f"Q: {q}\nA:", stop=("Q:",), max_new_tokens=12 - 3 * k)
+             for k, q in enumerate(["Is the sea salty?", "Do fish fly?"])]
+    reqs += [GenerateRequest(others[1] + f"English: {w}\nFrench:", max_new_tokens=5 + 4 * k)
+             for k, w in enumerate(["house", "water"])]
+    widths: list[tuple[int, int, int]] = []  # (prefixes read by a step, its bank columns, the bank's length)
+    real = SlotCache.step_inputs
+
+    def recording(self):
+        pos, mask = real(self)
+        widths.append((len(self.segments) if self.segments is not None else 1, mask.shape[-1] - self.width,
+                       self.bank_len))
+        return pos, mask
+
+    monkeypatch.setattr(SlotCache, "step_inputs", recording)
+    old = answers(backend, reqs, cb=False)
+    for slots in (3, None):
+        widths.clear()
+        new = answers(backend, reqs, cb=True, slots=slots)
+        for i in range(len(reqs)):
+            assert new[i] == old[i], (slots, reqs[i])
+        # Steps really decoded rows of several prefixes at once, over fewer columns than the bank.
+        assert any(n >= 2 and cols < bank for n, cols, bank in widths), widths
+
+
 def test_slot_cache_writes_only_the_admitted_slot():
     import torch
 

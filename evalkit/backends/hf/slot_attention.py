@@ -24,7 +24,8 @@ _active: list[Any] = []  # the SlotCache of the decoding step in progress
 def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
                dropout: float = 0.0, softcap: float | None = None, **_: Any) -> tuple[Any, None]:
     """``query [S, Hq, 1, d]``; ``key``/``value``: the slots' own ``[S, Hkv, W, d]``;
-    ``attention_mask [S, 1, 1, P + W]`` (bank columns first). Returns ``[S, 1, Hq, d]``."""
+    ``attention_mask [S, 1, 1, P + W]`` (``P`` bank columns first: the whole bank, or with
+    ``cache.segments`` each slot's own prefix padded to the longest). Returns ``[S, 1, Hq, d]``."""
     import torch
 
     cache = _active[-1]
@@ -34,8 +35,17 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     q = query.reshape(s, hkv, g * q_len, d)
     scale = scaling if scaling is not None else d**-0.5
     own = torch.matmul(q, key.transpose(2, 3))  # [S, Hkv, g, W]
-    p = cache.bank_len
-    if p:
+    p = attention_mask.shape[-1] - key.shape[2]  # bank columns of this step
+    segments = cache.segments if p else None
+    if segments is not None:
+        # Several prefixes in flight: each slot meets only its own prefix's keys, its
+        # scores padded to the longest prefix (the mask hides the padding).
+        bk, bv = cache.bank_keys[module.layer_idx][0], cache.bank_values[module.layer_idx][0]
+        bank = q.new_zeros((s, hkv, g * q_len, p))
+        for start, length, rows in segments:
+            bank[rows, :, :, :length] = torch.matmul(q[rows], bk[:, start : start + length].transpose(1, 2))
+        scores = torch.cat([bank, own], dim=-1)
+    elif p:
         bk, bv = cache.bank_keys[module.layer_idx], cache.bank_values[module.layer_idx]
         # All slots' queries against the bank at once: [Hkv, S*g, d] @ [Hkv, d, P].
         qb = q.transpose(0, 1).reshape(hkv, s * g * q_len, d)
@@ -49,7 +59,10 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     scores = scores + attention_mask  # [S, 1, 1, P + W] broadcasts over heads
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     out = torch.matmul(probs[..., p:], value)  # [S, Hkv, g, d]
-    if p:
+    if segments is not None:
+        for start, length, rows in segments:
+            out.index_add_(0, rows, torch.matmul(probs[rows, :, :, :length], bv[:, start : start + length]))
+    elif p:
         pb = probs[..., :p].transpose(0, 1).reshape(hkv, s * g * q_len, p)
         out = out + torch.matmul(pb, bv[0]).view(hkv, s, g * q_len, d).transpose(0, 1)
     return out.reshape(s, hq, q_len, d).transpose(1, 2).contiguous(), None

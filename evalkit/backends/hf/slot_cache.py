@@ -41,6 +41,10 @@ class SlotCache:
         self.bank_keys: list[Any] = []  # per layer [1, kv_heads, P, head_dim]
         self.bank_values: list[Any] = []
         self.bank_len = 0
+        # Per decoding step: None when every slot's bank columns are the whole bank (one prefix
+        # in flight), else [(first bank column, length, slot indices)] per prefix with live
+        # slots; the step's bank part is then as wide as the longest of those prefixes.
+        self.segments: list[tuple[int, int, Any]] | None = None
         self._write: Any = None  # [n_run, 1, 1, 1] column each running slot writes this step
         self.cache: Any = None  # the transformers cache a decoding step is given
 
@@ -140,8 +144,12 @@ class SlotCache:
 
     # ------------------------------------------------------------------ decoding
     def step_inputs(self) -> tuple[Any, Any]:
-        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, bank_len + width])`` of
-        the next decoding step, after opening each live slot's next column."""
+        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, B + width])`` of the next
+        decoding step, after opening each live slot's next column. ``B`` is ``bank_len``
+        when one prefix is in flight and fills the bank; otherwise each slot reads only its
+        own prefix (``segments``) and ``B`` is the longest such prefix, so rows with
+        different prefixes (BBH's 27 tasks, a finished prefix still in the bank) do not
+        each score every other prefix's columns."""
         import torch
 
         cols = []
@@ -156,13 +164,21 @@ class SlotCache:
         self._write = torch.tensor(cols, device=dev).view(-1, 1, 1, 1)
         pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None]
         own = self.mask[: self.n_run, : self.width]
+        self.segments = None
         if not self.bank_len:
             return pos, own[:, None, None]
-        bank = torch.full((self.n_run, self.bank_len), self._min, dtype=own.dtype, device=dev)
+        groups = []
         for p, start in self.bank:
             rows = [s for s in range(self.n_run) if self.live[s] and self.prefix_of[s] is p]
             if rows:
-                bank[torch.tensor(rows, device=dev), start : start + p.length] = 0
+                groups.append((start, p.length, torch.tensor(rows, device=dev)))
+        whole = len(groups) == 1 and groups[0][1] == self.bank_len
+        span = self.bank_len if whole else max((length for _, length, _ in groups), default=0)
+        bank = torch.full((self.n_run, span), self._min, dtype=own.dtype, device=dev)
+        for start, length, rows in groups:
+            bank[rows, (start if whole else 0) : (start if whole else 0) + length] = 0
+        if not whole:
+            self.segments = groups
         return pos, torch.cat([bank, own], dim=1)[:, None, None]
 
     def advance(self) -> None:
