@@ -172,12 +172,11 @@ class SlotCache:
             rows = [s for s in range(self.n_run) if self.live[s] and self.prefix_of[s] is p]
             if rows:
                 groups.append((start, p.length, torch.tensor(rows, device=dev)))
-        whole = len(groups) == 1 and groups[0][1] == self.bank_len
-        span = self.bank_len if whole else max((length for _, length, _ in groups), default=0)
+        span = max((length for _, length, _ in groups), default=0)
         bank = torch.full((self.n_run, span), self._min, dtype=own.dtype, device=dev)
-        for start, length, rows in groups:
-            bank[rows, (start if whole else 0) : (start if whole else 0) + length] = 0
-        if not whole:
+        for _, length, rows in groups:
+            bank[rows, :length] = 0
+        if not (len(groups) == 1 and span == self.bank_len):  # else: one prefix fills the bank
             self.segments = groups
         return pos, torch.cat([bank, own], dim=1)[:, None, None]
 
