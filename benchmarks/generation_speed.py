@@ -10,9 +10,12 @@ real data (``--max-new`` caps every request's new tokens, as ``max_gen_toks`` do
 peak memory (``resource.getrusage``, model included) and timings are its own; right after
 generating, the same process measures the raw forward throughput: a full-batch forward
 (about 2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
-workload's prompts. Printed per row: wall time, generated tokens/s, raw forward tokens/s,
-their ratio (decode throughput as a fraction of raw forward throughput), forward calls
-and generated tokens per call (how full the decoding batches were), peak memory, and whether every path generated the same texts. On a shared machine use
+workload's prompts. Printed per row: wall time, generated tokens/s end to end, raw
+forward tokens/s and their ratio; the decoding steps alone (their seconds, tokens/s and
+its fraction of raw forward throughput, rows per step) apart from the prefixes and
+prompt prefills; the *floor* (a step of as many rows that attends to nothing: weights
+and output layer only, the most a decoding step of that size can reach on the machine);
+peak memory, and whether every path generated the same texts. On a shared machine use
 ``--threads 1``: two threads on two busy cores spin-wait and run 10-20x slower.
 """
 
@@ -65,25 +68,68 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
     backend.continuous_batching = args["kind"] == "continuous"
     stats = backend.stats
     f0, c0, g0 = stats.forward_tokens, stats.forward_calls, stats.generated_tokens
+    phases = timed_phases(backend.engine)
     t0 = time.perf_counter()
     if args.get("profile"):
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             out = dict(backend.generate(reqs))
+        wall = time.perf_counter() - t0  # the table below takes minutes to build
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
     else:
         out = dict(backend.generate(reqs))
+        wall = time.perf_counter() - t0
         table = None
-    wall = time.perf_counter() - t0
     # Raw throughput in the same process, right after: a shared machine's load changes by the minute.
     mean_len = sum(lengths) / len(lengths)
+    backend.engine.forward = phases.pop("forward")
+    rows = phases["decode_tokens"] / max(1, phases["decode_calls"])
     return {"raw_tokens_per_second": raw_throughput(backend, int(mean_len)), "mean_prompt_tokens": mean_len,
+        "floor_tokens_per_second": floor_throughput(backend, max(1, round(rows))), **phases,
         "wall_seconds": wall, "requests": len(reqs), "generated_tokens": stats.generated_tokens - g0,
         "forward_tokens": stats.forward_tokens - f0, "forward_calls": stats.forward_calls - c0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "texts": [list(out[i].texts) for i in range(len(reqs))], "profile": table,
     }
+
+
+def timed_phases(engine: Any) -> dict[str, Any]:
+    """Time ``engine``'s forward calls from now on: decoding steps (one token per row) apart
+    from the rest (prefixes, prefills); the dict holds the sums and the original forward."""
+    phases: dict[str, Any] = {"forward": engine.forward, "decode_seconds": 0.0, "decode_calls": 0,
+                              "decode_tokens": 0, "other_seconds": 0.0, "other_tokens": 0}
+    real = engine.forward
+
+    def forward(input_ids: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        out = real(input_ids, **kw)
+        kind = "decode" if input_ids.shape[1] == 1 else "other"
+        phases[f"{kind}_seconds"] += time.perf_counter() - t0
+        phases[f"{kind}_tokens"] += kw["n_tokens"]
+        phases["decode_calls"] += kind == "decode"
+        return out
+
+    engine.forward = forward
+    return phases
+
+
+def floor_throughput(backend: Any, rows: int, reps: int = 3) -> float:
+    """Tokens/s of a decoding step of ``rows`` rows that attends to nothing but itself (no
+    cache): the weights and output layer alone, the most any decoding step of that many
+    rows can reach on this machine."""
+    import torch
+
+    ids = torch.randint(100, 40000, (rows, 1))
+    pos = torch.zeros((rows, 1), dtype=torch.long)
+    engine = backend.engine
+    engine.forward(ids, n_tokens=0, position_ids=pos, keep_last=1)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        engine.forward(ids, n_tokens=0, position_ids=pos, keep_last=1)
+        best = min(best, time.perf_counter() - t0)
+    return rows / best
 
 
 def raw_throughput(backend: Any, length: int, budget: int = 2048, reps: int = 3) -> float:
@@ -140,14 +186,20 @@ def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
     first = next(iter(runs.values()))
     print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
           f"{first['mean_prompt_tokens']:.0f} tokens")
-    print(f"{'path':<12}{'wall s':>9}{'gen tok':>9}{'gen tok/s':>11}{'raw tok/s':>11}{'decode/raw':>12}"
-          f"{'fwd calls':>11}{'rows/call':>11}{'peak MiB':>10}")
+    print(f"{'path':<12}{'wall s':>8}{'gen tok':>8}{'gen tok/s':>10}{'raw tok/s':>10}{'gen/raw':>8}"
+          f"{'decode s':>9}{'dec tok/s':>10}{'dec/raw':>8}{'rows/step':>10}{'floor/raw':>10}{'other s':>8}"
+          f"{'peak MiB':>9}")
     for path, r in runs.items():
         gen_rate = r["generated_tokens"] / r["wall_seconds"]
         raw = r["raw_tokens_per_second"]
-        print(f"{path:<12}{r['wall_seconds']:>9.1f}{r['generated_tokens']:>9}{gen_rate:>11.1f}{raw:>11.0f}"
-              f"{gen_rate / raw:>11.0%} {r['forward_calls']:>10}{r['generated_tokens'] / r['forward_calls']:>11.1f}"
-              f"{r['peak_rss_mib']:>10.0f}")
+        dec_rate = r["decode_tokens"] / max(r["decode_seconds"], 1e-9)
+        rows = r["decode_tokens"] / max(1, r["decode_calls"])
+        print(f"{path:<12}{r['wall_seconds']:>8.1f}{r['generated_tokens']:>8}{gen_rate:>10.1f}{raw:>10.0f}"
+              f"{gen_rate / raw:>8.0%}{r['decode_seconds']:>9.1f}{dec_rate:>10.1f}{dec_rate / raw:>8.0%}"
+              f"{rows:>10.1f}{r['floor_tokens_per_second'] / raw:>10.0%}{r['other_seconds']:>8.1f}"
+              f"{r['peak_rss_mib']:>9.0f}")
+    print("(dec: decoding steps only; other: prefixes and prompt prefills; floor: a step of as many rows "
+          "attending to nothing, the most a decoding step of that size reaches here)")
     texts = [r["texts"] for r in runs.values()]
     same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
     print(f"identical texts across paths: {same}/{len(texts[0])}")

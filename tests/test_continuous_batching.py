@@ -144,6 +144,40 @@ def test_rows_of_different_prefixes_in_flight_read_only_their_own(backend, monke
         assert any(n >= 2 and cols < bank for n, cols, bank in widths), widths
 
 
+def test_long_prompts_kept_as_prefixes_of_their_own(backend, monkeypatch):
+    """Rows whose own prompt is long (``OWN_IN_SLOT``, lowered here so the fixtures' are)
+    keep it as a prefix of their own, decoded next to short rows and shared prefixes:
+    same texts as batch at a time, and the slots are sized for the short prompts only."""
+    monkeypatch.setattr(continuous, "OWN_IN_SLOT", 6)
+    reqs = requests(backend)
+    reqs.append(GenerateRequest("A long prompt of its own, shared with no other request: tell me about rivers.",
+                                max_new_tokens=9))
+    private: list[int] = []
+    capacities: list[int] = []
+    real_prefill, real_cache = continuous._prefill, continuous.SlotCache
+
+    def recording_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix=0):
+        if own_prefix:
+            private.append(own_prefix)
+            assert prefix.length == own_prefix and all(len(specs[j].context_ids) == own_prefix + 1 for j in chunk)
+        return real_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix)
+
+    def recording_cache(slots, capacity):
+        capacities.append(capacity)
+        return real_cache(slots, capacity)
+
+    monkeypatch.setattr(continuous, "_prefill", recording_prefill)
+    monkeypatch.setattr(continuous, "SlotCache", recording_cache)
+    old = answers(backend, reqs, cb=False)
+    for slots in (2, None):
+        private.clear()
+        new = answers(backend, reqs, cb=True, slots=slots)
+        for i in range(len(reqs)):
+            assert new[i] == old[i], (slots, reqs[i])
+        assert len(private) >= 2  # the chat row and the long one at least
+    assert capacities and max(capacities) <= 6 + max(r.max_new_tokens for r in reqs) + 1
+
+
 def test_slot_cache_writes_only_the_admitted_slot():
     import torch
 

@@ -43,7 +43,7 @@ from evalkit.backends.requests import (
     request_key,
 )
 from evalkit.backends.hf.settings import check_model_config
-from evalkit.backends.hf.continuous import generate_continuous, slot_count
+from evalkit.backends.hf.continuous import generate_continuous, slot_capacity, slot_count
 from evalkit.backends.hf.shared_generation import (decode_budget, fallback_batches, prefix_groups, shared_batches,
                                                    split_rows)
 from evalkit.backends.hf.scoring import score_pairs
@@ -241,9 +241,10 @@ class HFBackend(Backend):
             if fits:
                 shared, groups_of = prefix_groups(self.engine, contexts, fits)
                 # A slot holds a row's own tokens (past its shared prefix) and what it generates.
-                capacity = max(len(contexts[j]) - shared[j] for j in fits) + max(max_new[j] for j in fits) + 1
-                slots = slot_count(self.engine, capacity, len(fits), decode_budget(self.engine))
-                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity)
+                capacity = slot_capacity([len(contexts[j]) - shared[j] for j in fits], [max_new[j] for j in fits])
+                budget = decode_budget(self.engine)
+                slots = slot_count(self.engine, capacity, len(fits), budget)
+                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity, budget)
             return
         if self.prefix_sharing:
             groups = shared_batches(self.engine, contexts, max_new)

@@ -1,10 +1,12 @@
 """Continuous batching: a fixed number of decoding slots kept full until the queue drains.
 
 Rows wait in a queue, grouped under their shared prompt prefix (``shared_generation``).
-Whenever slots are free, the next waiting rows run their own prompt tokens in one small
-prefill pass starting from their prefix's cache (computed once per prefix), and their
-keys/values are written into the free slots of a ``SlotCache``; then one decoding step
-runs one token for every slot. A row that stops (EOS or end of turn, a stop string, its
+Whenever slots are free, the next waiting rows run their own prompt tokens in one
+prefill pass after their prefix (computed once per prefix, read in place, not copied per
+row), writing their keys/values straight into the free slots of a ``SlotCache``; then
+one decoding step runs one token for every slot. A row whose own prompt is long
+(``OWN_IN_SLOT``) first turns it into a prefix of its own, so the slots stay sized for
+short prompts and many rows decode together. A row that stops (EOS or end of turn, a stop string, its
 token limit) frees its slot at once, so the batch does not empty out while its longest
 row finishes, and nothing but the new row's slot is written.
 
@@ -22,12 +24,27 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.hf.generation import GenerationSpec, new_generator, pick, take_token
 from evalkit.backends.hf.slot_attention import slot_attention
-from evalkit.backends.hf.slot_cache import SlotCache
+from evalkit.backends.hf.slot_cache import SlotCache, kv_layout
 
 if TYPE_CHECKING:
     from evalkit.backends.hf.engine import Engine
     from evalkit.backends.hf.prefix_cache import PrefixCache
     from evalkit.backends.hf.tokens import Encoder
+
+
+#: Attention scores a prefill call may hold per layer (elements: 256 MiB in float32).
+PREFILL_SCORES = 1 << 26
+#: A row whose own prompt (past its shared prefix) is longer keeps that prompt as a prefix
+#: of its own, read in place like a shared one: slots are sized for short prompts, so one
+#: long prompt (BBH's 3-shot chains of thought of a task with one item) does not shrink
+#: every slot to a few.
+OWN_IN_SLOT = 256
+
+
+def slot_capacity(own: Sequence[int], max_new: Sequence[int]) -> int:
+    """Tokens a slot must hold for rows with ``own`` prompt tokens past their shared prefix
+    and ``max_new`` new tokens (a long own prompt leaves only its last token in the slot)."""
+    return max(o if o <= OWN_IN_SLOT else 1 for o in own) + max(max_new) + 1
 
 
 def slot_count(engine: "Engine", capacity: int, n_rows: int, budget: int) -> int:
@@ -44,6 +61,7 @@ class _Row:
     """A row holding a slot: its spec index, tokens so far, generator, next input token."""
 
     spec: int
+    own_prefix: int = 0  # tokens of the row's own prefix (a long prompt of its own), else 0
     out_ids: list[int] = field(default_factory=list)
     gen: Any = None
     next_tok: int = 0
@@ -51,14 +69,18 @@ class _Row:
 
 def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec],
                         groups: Iterable[tuple["PrefixCache | None", list[int]]],
-                        slots: int, capacity: int) -> Iterator[tuple[int, tuple[str, int]]]:
+                        slots: int, capacity: int, prefix_budget: int) -> Iterator[tuple[int, tuple[str, int]]]:
     """Decode the rows of ``groups`` (``(prefix cache, spec indices)``, consumed lazily,
     so one prefix is held at a time) through ``slots`` decoding slots of ``capacity``
-    tokens (more than any row's own prompt plus its token limit); yields ``(spec index,
-    (text, tokens generated))`` as each row finishes."""
+    tokens (``slot_capacity``); rows with prompts of their own (``OWN_IN_SLOT``) hold at
+    most ``prefix_budget`` tokens of them at once. Yields ``(spec index, (text, tokens
+    generated))`` as each row finishes."""
     import torch
 
+    from evalkit.backends.hf.prefix_cache import extend_prefix
+
     cache = SlotCache(slots, capacity)
+    heads = engine.model.config.num_attention_heads
     queue: deque[tuple["PrefixCache | None", int]] = deque()
     pending = iter(groups)
     held: dict[int, _Row] = {}  # slot -> its row
@@ -81,16 +103,27 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
             free = cache.free_slots()
             if not free:
                 return
-            prefix = queue[0][0]
+            prefix, first = queue[0]
             p = prefix.length if prefix is not None else 0
+            if len(specs[first].context_ids) - p > OWN_IN_SLOT:
+                if held and sum(r.own_prefix for r in held.values()) + len(specs[first].context_ids) > prefix_budget:
+                    return  # wait for rows with prompts of their own to finish
+                queue.popleft()
+                mine = extend_prefix(engine, prefix, specs[first].context_ids[p:-1])
+                yield from _prefill(engine, enc, specs, cache, mine, [first], free[:1], held, own_prefix=mine.length)
+                continue
             chunk: list[int] = []
             width = 0
             while queue and queue[0][0] is prefix and len(chunk) < len(free):
-                w = max(width, len(specs[queue[0][1]].context_ids) - p)
-                # One forward budget of own tokens; the prefix is expanded per row for the
-                # prefill's attention (a temporary copy), so bound that too.
-                if chunk and (w * (len(chunk) + 1) > engine.max_batch_tokens
-                              or (p + w) * (len(chunk) + 1) > 2 * engine.max_batch_tokens):
+                own = len(specs[queue[0][1]].context_ids) - p
+                w = max(width, own)
+                # One forward budget of own tokens, and the prefill's attention scores
+                # (rows x heads x own x (prefix + own)) bounded too. Rows come longest
+                # first: one under half the chunk's width waits for the next chunk rather
+                # than run mostly padding.
+                if w > OWN_IN_SLOT or (chunk and (w * (len(chunk) + 1) > engine.max_batch_tokens
+                                                  or heads * w * (p + w) * (len(chunk) + 1) > PREFILL_SCORES
+                                                  or 2 * own < width)):
                     break
                 chunk.append(queue.popleft()[1])
                 width = w
@@ -117,27 +150,23 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
 
 
 def _prefill(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec], cache: SlotCache,
-             prefix: "PrefixCache | None", chunk: list[int], slots: list[int],
-             held: dict[int, _Row]) -> Iterator[tuple[int, tuple[str, int]]]:
-    """Run ``chunk``'s own prompt tokens after ``prefix``, write them into ``slots`` and
-    pick each row's first token."""
-    import torch
-
-    from evalkit.backends.hf.prefix_cache import cache_layers
-
+             prefix: "PrefixCache | None", chunk: list[int], slots: list[int], held: dict[int, _Row],
+             own_prefix: int = 0) -> Iterator[tuple[int, tuple[str, int]]]:
+    """Run ``chunk``'s own prompt tokens after ``prefix`` straight into ``slots`` and pick
+    each row's first token."""
     p = prefix.length if prefix is not None else 0
-    n = len(chunk)
     ids, attn, pos = engine.left_pad([specs[j].context_ids[p:] for j in chunk])
-    start = prefix.for_batch(engine.model.config, n) if prefix is not None else None
-    attn = torch.cat([torch.ones((n, p), dtype=attn.dtype, device=attn.device), attn], dim=1)
-    out = engine.forward(ids, n_tokens=int(attn.sum()) - n * p, attention_mask=attn, position_ids=pos + p,
-                         cache=start, use_cache=True, keep_last=1)
-    # The slots keep the rows' own tokens only; the prefix joins the bank, read once per step.
-    own = [(k[:, :, p:], v[:, :, p:]) for k, v in cache_layers(engine.cache_of(out))]
-    cache.admit(slots, own, attn[:, p:], [int(x) + 1 for x in pos[:, -1] + p], prefix)
+    mask = cache.begin_prefill(slots, attn, [int(x) + 1 for x in pos[:, -1] + p], prefix,
+                               layout=kv_layout(engine.model.config), dtype=engine.dtype)
+    try:
+        with slot_attention(engine.model, cache):
+            out = engine.forward(ids, n_tokens=int(attn.sum()), attention_mask=mask, position_ids=pos + p,
+                                 cache=cache.cache, use_cache=True, keep_last=1)
+    finally:
+        cache.end_prefill()
     logits = out.logits[:, -1, :].cpu()
     for b, (j, s) in enumerate(zip(chunk, slots)):
-        held[s] = _Row(j, gen=new_generator(specs[j].seed))
+        held[s] = _Row(j, own_prefix=own_prefix, gen=new_generator(specs[j].seed))
         yield from _take(engine, enc, specs, cache, s, logits[b], held)
 
 

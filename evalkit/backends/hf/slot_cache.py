@@ -1,19 +1,19 @@
 """A slot-indexed key/value cache for continuous batching, over shared prefixes.
 
 Each generating row holds a *slot*: preallocated ``[slots, kv_heads, capacity + 1,
-head_dim]`` buffers per layer for its own tokens (its prompt past the shared prefix, then
-what it generates), with its own length, position and attention-mask row. A row that
+head_dim]`` buffers per layer for its own tokens (its prompt past its prefix, then what
+it generates), with its own length, position and attention-mask row. A row that
 finishes frees only its slot, and a new row is written into that slot alone: nothing is
 copied or re-gathered per decoding step or per finished row (``compact`` copies the live
 slots to the front, only while the queue is drained, at most log2(slots) times).
 
-Shared prefixes (few-shot exemplars) are not copied into the slots: the prefixes of the
-rows in flight form a *bank* (one ``[1, kv_heads, P, head_dim]`` tensor per layer) that a
-decoding step reads once for all slots (``slot_attention``), each slot seeing its own
-prefix's columns through a mask. A step's attention covers the bank then the slots'
-columns ``[0, width)``; free slots in ``[0, n_run)`` decode a pad token into a scratch
-column past ``capacity`` and are ignored. Buffers start zeroed, so masked columns are
-always finite (an additive mask does not hide a NaN).
+Prefixes (shared few-shot exemplars, or one long prompt of its own) are not copied into
+the slots: a decoding step reads each prefix in flight once, in place, for all the slots
+continuing it (``slot_attention``). A step's attention covers the prefix columns (the
+longest prefix in flight; each slot sees only its own prefix's) then the slots' columns
+``[0, width)``; free slots in ``[0, n_run)`` decode a pad token into a scratch column past
+``capacity`` and are ignored. Buffers start zeroed, so masked columns are always finite
+(an additive mask does not hide a NaN).
 """
 
 from __future__ import annotations
@@ -34,33 +34,35 @@ class SlotCache:
         self.length = [0] * slots  # own columns filled (the next token's column)
         self.position = [0] * slots  # the next token's position id
         self.live = [False] * slots
-        self.prefix_of: list[Any] = [None] * slots  # each slot's prefix (a bank key) or None
+        self.prefix_of: list[Any] = [None] * slots  # each slot's PrefixCache, or None
         self.n_run = 0  # decoding steps run slots [0, n_run)
         self.width = 1
-        self.bank: list[tuple[Any, int]] = []  # (prefix, first bank column), in bank order
-        self.bank_keys: list[Any] = []  # per layer [1, kv_heads, P, head_dim]
-        self.bank_values: list[Any] = []
-        self.bank_len = 0
-        # Per decoding step: None when every slot's bank columns are the whole bank (one prefix
-        # in flight), else [(first bank column, length, slot indices)] per prefix with live
-        # slots; the step's bank part is then as wide as the longest of those prefixes.
-        self.segments: list[tuple[int, int, Any]] | None = None
+        # Per decoding step: the one prefix every prefixed slot continues (``single``), or
+        # with several in flight [(prefix, slot indices)] (``segments``); ``span``: the
+        # step's prefix columns (the longest prefix in flight).
+        self.single: Any = None
+        self.segments: list[tuple[Any, Any]] | None = None
+        self.span = 0
         self._write: Any = None  # [n_run, 1, 1, 1] column each running slot writes this step
+        self._prefill: Any = None  # (slot indices, own width, prefix) while a prefill call runs
         self.cache: Any = None  # the transformers cache a decoding step is given
 
-    def _allocate(self, layers: list[tuple[Any, Any]]) -> None:
+    def _allocate(self, layout: tuple[int, int, int], dtype: Any, device: Any) -> None:
+        """The mask, the transformers cache and every layer's key/value buffers, all before
+        the first forward call: buffers allocated in the middle of one take the memory its
+        activations would reuse, and that call then runs several times slower."""
         import torch
         from transformers import DynamicCache
 
-        c = self.capacity + 1
-        self.keys = [k.new_zeros((self.slots, k.shape[1], c, k.shape[3])) for k, _ in layers]
-        self.values = [v.new_zeros((self.slots, v.shape[1], c, v.shape[3])) for _, v in layers]
-        dtype = layers[0][0].dtype
+        n_layers, kv_heads, head_dim = layout
         self._min = torch.finfo(dtype).min
-        self.mask = torch.full((self.slots, c), self._min, dtype=dtype, device=layers[0][0].device)
+        self.mask = torch.full((self.slots, self.capacity + 1), self._min, dtype=dtype, device=device)
         self.mask[:, 0] = 0  # a free slot attends to column 0, so its softmax is never empty
+        shape = (self.slots, kv_heads, self.capacity + 1, head_dim)
+        self.keys = [_zeros(shape, self.mask) for _ in range(n_layers)]
+        self.values = [_zeros(shape, self.mask) for _ in range(n_layers)]
         self.cache = DynamicCache()
-        self.cache.layers = [_slot_layer_class()(self, i) for i in range(len(layers))]
+        self.cache.layers = [_slot_layer_class()(self, i) for i in range(n_layers)]
 
     # ------------------------------------------------------------------ slots
     def free_slots(self) -> list[int]:
@@ -68,42 +70,68 @@ class SlotCache:
 
     def admit(self, slots: list[int], layers: list[tuple[Any, Any]], attention: Any, positions: list[int],
               prefix: Any = None) -> None:
-        """Write rows' own keys/values (``[len(slots), h, n, d]`` per layer; 2D ``attention``
-        ``[len(slots), n]`` of 0/1) into ``slots``; ``positions``: each row's next position;
-        ``prefix``: the ``PrefixCache`` the rows continue (joins the bank), or None."""
+        """Write rows' own keys/values (``[len(slots), h, n, d]`` per layer, computed
+        elsewhere) into ``slots``: ``begin_prefill``'s bookkeeping, then each layer's write."""
+        k = layers[0][0]
+        self.begin_prefill(slots, attention, positions, prefix, layout=(len(layers), k.shape[1], k.shape[3]),
+                           dtype=k.dtype)
+        for i, (k, v) in enumerate(layers):
+            self.write(i, k, v)
+        self.end_prefill()
+
+    def begin_prefill(self, slots: list[int], attention: Any, positions: list[int], prefix: Any, *,
+                      layout: tuple[int, int, int], dtype: Any) -> Any:
+        """Give ``slots`` to rows whose own prompt tokens (2D 0/1 ``attention [n, w]``, left
+        padded) the next forward call runs after ``prefix`` (a ``PrefixCache`` or None);
+        ``layout``: the model's ``kv_layout``; ``positions``: each row's position after its prompt. Until
+        ``end_prefill`` the cache writes those tokens' keys/values straight into the slots
+        and the attention reads ``prefix`` from its own tensors, not copied per row.
+        Returns the call's ``[n, 1, w, P + w]`` additive mask: the whole prefix, then the
+        row's own tokens causally (padding hidden; a padding query sees itself)."""
         import torch
 
+        dev = attention.device
         if self.mask is None:
-            self._allocate(layers)
-        n = attention.shape[1]
-        if n >= self.capacity:
-            raise ValueError(f"a row of {n} own tokens does not fit slots of {self.capacity}")
-        if prefix is not None and all(p is not prefix for p, _ in self.bank):
-            self._rebuild_bank(prefix)
-        idx = torch.tensor(slots, device=self.mask.device)
-        for (k, v), kb, vb in zip(layers, self.keys, self.values):
-            kb[idx, :, :n] = k
-            vb[idx, :, :n] = v
-        rows = torch.full((len(slots), self.capacity + 1), self._min, dtype=self.mask.dtype, device=idx.device)
-        rows[:, :n].masked_fill_(attention.bool(), 0)
+            self._allocate(layout, dtype, dev)
+        n, w = attention.shape
+        if w >= self.capacity:
+            raise ValueError(f"a row of {w} own tokens does not fit slots of {self.capacity}")
+        idx = torch.tensor(slots, device=dev)
+        keep = attention.bool()
+        rows = torch.full((n, self.capacity + 1), self._min, dtype=self.mask.dtype, device=dev)
+        rows[:, :w].masked_fill_(keep, 0)
         self.mask[idx] = rows
         for s, p in zip(slots, positions):
-            self.length[s], self.position[s], self.live[s], self.prefix_of[s] = n, p, True, prefix
+            self.length[s], self.position[s], self.live[s], self.prefix_of[s] = w, p, True, prefix
         self.n_run = max(self.n_run, max(slots) + 1)
+        self._prefill = (idx, w, prefix)
+        self.single, self.segments = None, None
+        sees = torch.ones((w, w), dtype=torch.bool, device=dev).tril()[None] & keep[:, None, :]
+        sees |= torch.eye(w, dtype=torch.bool, device=dev)[None]
+        p_len = prefix.length if prefix is not None else 0
+        mask = torch.zeros((n, 1, w, p_len + w), dtype=self.mask.dtype, device=dev)
+        mask[:, 0, :, p_len:].masked_fill_(~sees, self._min)
+        return mask
 
-    def _rebuild_bank(self, new: Any) -> None:
-        """The bank of the live slots' prefixes plus ``new`` (one copy of each, per new prefix)."""
-        import torch
+    def end_prefill(self) -> None:
+        self._prefill = None
 
-        keep = [p for p, _ in self.bank if any(self.live[s] and self.prefix_of[s] is p for s in range(self.slots))]
-        self.bank, start = [], 0
-        for p in [*keep, new]:
-            self.bank.append((p, start))
-            start += p.length
-        self.bank_len = start
-        n_layers = len(self.keys)
-        self.bank_keys = [torch.cat([p.layers[i][0] for p, _ in self.bank], dim=2) for i in range(n_layers)]
-        self.bank_values = [torch.cat([p.layers[i][1] for p, _ in self.bank], dim=2) for i in range(n_layers)]
+    @property
+    def prefilling(self) -> bool:
+        """Whether the call in progress is a prefill (``begin_prefill``), not a decoding step."""
+        return self._prefill is not None
+
+    def bank_of(self, layer: int) -> tuple[Any, Any]:
+        """The prefix keys/values ``[1, h, P, d]`` the current call reads at ``layer`` when
+        one prefix serves every row: the prefilling rows' prefix, or ``single``."""
+        prefix = self._prefill[2] if self._prefill is not None else self.single
+        return prefix.layers[layer]
+
+    @property
+    def bank_len(self) -> int:
+        """Tokens of the prefixes the live slots continue (each counted once)."""
+        seen = {id(p): p.length for s, p in enumerate(self.prefix_of) if self.live[s] and p is not None}
+        return sum(seen.values())
 
     def release(self, slot: int) -> None:
         """Free ``slot``: its mask row goes back to column 0 only; its buffers are left as they are."""
@@ -144,12 +172,11 @@ class SlotCache:
 
     # ------------------------------------------------------------------ decoding
     def step_inputs(self) -> tuple[Any, Any]:
-        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, B + width])`` of the next
-        decoding step, after opening each live slot's next column. ``B`` is ``bank_len``
-        when one prefix is in flight and fills the bank; otherwise each slot reads only its
-        own prefix (``segments``) and ``B`` is the longest such prefix, so rows with
-        different prefixes (BBH's 27 tasks, a finished prefix still in the bank) do not
-        each score every other prefix's columns."""
+        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, span + width])`` of the
+        next decoding step, after opening each live slot's next column. The first ``span``
+        columns are prefix columns: each slot sees its own prefix's (``single`` or
+        ``segments``), so rows of different prefixes (BBH's 27 tasks, long prompts kept as
+        prefixes of their own) do not each score every other prefix's columns."""
         import torch
 
         cols = []
@@ -164,20 +191,20 @@ class SlotCache:
         self._write = torch.tensor(cols, device=dev).view(-1, 1, 1, 1)
         pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None]
         own = self.mask[: self.n_run, : self.width]
-        self.segments = None
-        if not self.bank_len:
+        by_prefix: dict[int, tuple[Any, list[int]]] = {}
+        for s in range(self.n_run):
+            p = self.prefix_of[s]
+            if self.live[s] and p is not None:
+                by_prefix.setdefault(id(p), (p, []))[1].append(s)
+        groups = [(p, torch.tensor(rows, device=dev)) for p, rows in by_prefix.values()]
+        self.single = groups[0][0] if len(groups) == 1 else None
+        self.segments = groups if len(groups) > 1 else None
+        self.span = max((p.length for p, _ in groups), default=0)
+        if not groups:
             return pos, own[:, None, None]
-        groups = []
-        for p, start in self.bank:
-            rows = [s for s in range(self.n_run) if self.live[s] and self.prefix_of[s] is p]
-            if rows:
-                groups.append((start, p.length, torch.tensor(rows, device=dev)))
-        span = max((length for _, length, _ in groups), default=0)
-        bank = torch.full((self.n_run, span), self._min, dtype=own.dtype, device=dev)
-        for _, length, rows in groups:
-            bank[rows, :length] = 0
-        if not (len(groups) == 1 and span == self.bank_len):  # else: one prefix fills the bank
-            self.segments = groups
+        bank = torch.full((self.n_run, self.span), self._min, dtype=own.dtype, device=dev)
+        for p, rows in groups:
+            bank[rows, : p.length] = 0
         return pos, torch.cat([bank, own], dim=1)[:, None, None]
 
     def advance(self) -> None:
@@ -188,14 +215,40 @@ class SlotCache:
                 self.position[s] += 1
 
     def write(self, layer: int, key_states: Any, value_states: Any) -> tuple[Any, Any]:
-        """One decoding step's keys/values ``[n_run, h, 1, d]`` into each slot's next column;
-        returns the slots' own keys/values ``[n_run, h, width, d]`` (views)."""
+        """A call's keys/values into the slots. Prefilling: ``[n, h, w, d]`` into the
+        admitted slots' columns ``[0, w)``, returned as they are. Decoding: ``[n_run, h, 1,
+        d]`` into each slot's next column; returns the slots' own ``[n_run, h, width, d]``
+        (views)."""
         kb, vb = self.keys[layer], self.values[layer]
+        if self._prefill is not None:
+            idx, w, _ = self._prefill
+            kb[idx, :, :w] = key_states
+            vb[idx, :, :w] = value_states
+            return key_states, value_states
         n = key_states.shape[0]
         idx = self._write.expand(n, key_states.shape[1], 1, key_states.shape[3])
         kb[:n].scatter_(2, idx, key_states)
         vb[:n].scatter_(2, idx, value_states)
         return kb[:n, :, : self.width], vb[:n, :, : self.width]
+
+
+def kv_layout(config: Any) -> tuple[int, int, int]:
+    """``(layers, key/value heads, head dim)`` of a transformers model config."""
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    return config.num_hidden_layers, kv, getattr(config, "head_dim", None) or config.hidden_size // heads
+
+
+def _zeros(shape: tuple[int, ...], like: Any) -> Any:
+    """Zeros shaped ``shape`` like ``like``. On CPU from ``calloc`` (numpy): the kernel hands
+    out zeroed pages as they are first touched, so the columns of buffers sized for the
+    longest possible row that no row reaches take no memory; ``torch.zeros`` writes them all."""
+    import numpy as np
+    import torch
+
+    if like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64, torch.float16):
+        return torch.from_numpy(np.zeros(shape, dtype=str(like.dtype).removeprefix("torch.")))
+    return like.new_zeros(shape)
 
 
 @functools.lru_cache(maxsize=None)
@@ -215,6 +268,9 @@ def _slot_layer_class() -> type:
             return self.owner.write(self.index, key_states, value_states)
 
         def get_seq_length(self) -> int:
-            return self.owner.bank_len + self.owner.width
+            prefill = self.owner._prefill
+            if prefill is not None:
+                return prefill[2].length if prefill[2] is not None else 0
+            return self.owner.span + self.owner.width
 
     return _SlotLayer
