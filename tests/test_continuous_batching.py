@@ -176,6 +176,20 @@ def test_long_prompts_kept_as_prefixes_of_their_own(backend, monkeypatch):
             assert new[i] == old[i], (slots, reqs[i])
         assert len(private) >= 2  # the chat row and the long one at least
     assert capacities and max(capacities) <= 6 + max(r.max_new_tokens for r in reqs) + 1
+    # With room for one long prompt at a time, the others wait for it; all still finish alike.
+    from evalkit.backends.hf import backend as hf_backend
+
+    held_prompts: list[int] = []
+    real_generate = continuous.generate_continuous
+
+    def tight(engine, enc, specs, groups, slots, capacity, prefix_budget):
+        for j, out in real_generate(engine, enc, specs, groups, slots, capacity, 1):
+            held_prompts.append(j)
+            yield j, out
+
+    monkeypatch.setattr(hf_backend, "generate_continuous", tight)
+    new = answers(backend, reqs, cb=True)
+    assert held_prompts and all(new[i] == old[i] for i in range(len(reqs)))
 
 
 def test_slot_cache_writes_only_the_admitted_slot():
