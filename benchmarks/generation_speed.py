@@ -182,6 +182,13 @@ def main() -> None:
             report(label, n, runs)
 
 
+def texts_hash(texts: list[list[str]]) -> str:
+    """A short hash of every generated text, to compare runs of two checkouts or settings."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:12]
+
+
 def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
     first = next(iter(runs.values()))
     print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
@@ -202,7 +209,8 @@ def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
           "attending to nothing, the most a decoding step of that size reaches here)")
     texts = [r["texts"] for r in runs.values()]
     same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
-    print(f"identical texts across paths: {same}/{len(texts[0])}")
+    print(f"identical texts across paths: {same}/{len(texts[0])}; texts hash "
+          + ", ".join(f"{path} {texts_hash(r['texts'])}" for path, r in runs.items()))
     if len(runs) > 1:
         walls = [r["wall_seconds"] for r in runs.values()]
         print(f"speed-up {list(runs)[-1]} vs {list(runs)[0]}: {walls[0] / walls[-1]:.2f}x")
