@@ -33,7 +33,7 @@ def samples_hash(run_dir: str) -> str:
     """A short hash of every sample's outputs, extracted answer and scores."""
     h = hashlib.sha256()
     for f in sorted(glob.glob(os.path.join(run_dir, "samples", "*.jsonl"))):
-        for line in open(f, encoding="utf-8"):
+        for line in Path(f).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             h.update(json.dumps([r.get("outputs"), r.get("extracted"), r.get("scores")], sort_keys=True).encode())
     return h.hexdigest()[:12]
@@ -48,7 +48,10 @@ def run_demo(code: Path, out: Path) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"demo failed in {code} (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
-    run_dir = next(p.parent for p in out.glob("*/answer.json"))
+    found = [p.parent for p in out.glob("*/answer.json")]
+    if len(found) != 1:
+        sys.exit(f"expected one run folder with answer.json under {out}, found {len(found)}")
+    run_dir = found[0]
     answer = json.loads((run_dir / "answer.json").read_text())
     return {"wall": wall, "seconds": answer["request_seconds"], "calls": answer["tokens"]["forward_calls"],
             "hash": samples_hash(str(run_dir))}
@@ -74,7 +77,7 @@ def main() -> None:
                 print(f"{name:<22} run {i + 1}: {r['wall']:6.1f} s  generate {r['seconds'].get('generate', 0):5.1f} s"
                       f"  loglikelihood {r['seconds'].get('loglikelihood', 0):5.1f} s  forward calls {r['calls']:4}"
                       f"  samples {r['hash']}", flush=True)
-        (b, bs), (h, hs) = results.items()
+        bs, hs = results.values()
         ratio = min(x["wall"] for x in bs) / min(x["wall"] for x in hs)
         same = {x["hash"] for x in bs} == {x["hash"] for x in hs} and len({x["hash"] for x in bs}) == 1
         print(f"fastest run: {ratio:.2f}x faster than {a.base}; samples identical: {'yes' if same else 'NO'}")
