@@ -15,7 +15,6 @@ ratio, not the seconds.
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import os
@@ -29,11 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["suite=card", "sandbox.allow_code_execution=true", "max_gen_toks=48"]
 
 
-def samples_hash(run_dir: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of a command's error output (its one-line reason)."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "(no error output)"
+
+
+def samples_hash(run_dir: Path) -> str:
     """A short hash of every sample's outputs, extracted answer and scores."""
     h = hashlib.sha256()
-    for f in sorted(glob.glob(os.path.join(run_dir, "samples", "*.jsonl"))):
-        for line in Path(f).read_text(encoding="utf-8").splitlines():
+    for f in sorted(run_dir.glob("samples/*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             h.update(json.dumps([r.get("outputs"), r.get("extracted"), r.get("scores")], sort_keys=True).encode())
     return h.hexdigest()[:12]
@@ -47,14 +52,14 @@ def run_demo(code: Path, out: Path) -> dict:
                           cwd=code, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
-        sys.exit(f"demo failed in {code} (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"demo failed in {code} (exit {proc.returncode}): {last_line(proc.stderr)}")
     found = [p.parent for p in out.glob("*/answer.json")]
     if len(found) != 1:
         sys.exit(f"expected one run folder with answer.json under {out}, found {len(found)}")
     run_dir = found[0]
     answer = json.loads((run_dir / "answer.json").read_text())
     return {"wall": wall, "seconds": answer["request_seconds"], "calls": answer["tokens"]["forward_calls"],
-            "hash": samples_hash(str(run_dir))}
+            "hash": samples_hash(run_dir)}
 
 
 def main() -> None:
@@ -65,8 +70,10 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="evalkit_demo_vs_"))
     base = tmp / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base], check=True,
-                   capture_output=True)
+    made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base],
+                          capture_output=True, text=True)
+    if made.returncode:
+        sys.exit(f"cannot check out {a.base!r} as a worktree: {last_line(made.stderr)}")
     try:
         sides = {f"base {a.base}": base, "this checkout": ROOT}
         results: dict[str, list[dict]] = {k: [] for k in sides}
