@@ -1,7 +1,11 @@
 """Generation speed: batch-at-a-time vs continuous batching, against raw forward throughput.
 
     python benchmarks/generation_speed.py --data-root ../shared/data [--scale 0.1] [--only gsm8k,bbh]
-        [--max-new 64] [--paths batch,continuous] [--threads 2] [--profile]
+        [--max-new 64] [--paths batch,continuous,draft] [--draft 4] [--threads 2] [--profile]
+
+Paths: ``batch`` (batch at a time, ``model.continuous_batching=false``), ``continuous``
+(continuous batching, no guessed tokens, ``model.draft_tokens=0``) and ``draft``
+(continuous batching with ``--draft`` tokens guessed by prompt lookup per row and step).
 
 Workloads (at ``--scale 1``): GSM8K 5-shot (100 items), BBH 3-shot CoT (one item of each
 of the 27 tasks) and HumanEval (30 problems), built by evalkit's own planner from the
@@ -11,10 +15,12 @@ peak memory (``resource.getrusage``, model included) and timings are its own; ri
 generating, the same process measures the raw forward throughput: a full-batch forward
 (about 2,048 tokens, no cache, one logit row per sequence) over sequences as long as the
 workload's prompts. Printed per row: wall time, generated tokens/s end to end, raw
-forward tokens/s and their ratio; the decoding steps alone (their seconds, tokens/s and
-its fraction of raw forward throughput, rows per step) apart from the prefixes and
-prompt prefills; the *floor* (a step of as many rows that attends to nothing: weights
-and output layer only, the most a decoding step of that size can reach on the machine);
+forward tokens/s and their ratio; the decoding steps alone (their seconds, the tokens
+they generated per second and its fraction of raw forward throughput, positions run and
+tokens generated per step: with guessed tokens a step runs several positions per row and
+yields one to ``--draft + 1`` tokens per row) apart from the prefixes and prompt
+prefills; the *floor* (a step of as many positions that attends to nothing: weights and
+output layer only, the most a decoding step of that size can run on the machine);
 peak memory, and whether every path generated the same texts. On a shared machine use
 ``--threads 1``: two threads on two busy cores spin-wait and run 10-20x slower.
 """
@@ -65,7 +71,9 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
     plan = plan_requests(plans, ChatSettings(False, True), backend, 1234)
     reqs = list(plan.unique.values())
     lengths = [len(backend.encoder.encode(r.context)) for r in reqs]
-    backend.continuous_batching = args["kind"] == "continuous"
+    backend.continuous_batching = args["kind"] in ("continuous", "draft")
+    backend.draft_tokens = int(args.get("draft", 4)) if args["kind"] == "draft" else 0
+    rows_total = sum(r.n for r in reqs)
     stats = backend.stats
     f0, c0, g0 = stats.forward_tokens, stats.forward_calls, stats.generated_tokens
     phases = timed_phases(backend.engine)
@@ -85,6 +93,8 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
     mean_len = sum(lengths) / len(lengths)
     backend.engine.forward = phases.pop("forward")
     rows = phases["decode_tokens"] / max(1, phases["decode_calls"])
+    # Every row's first token comes from its prefill; the decoding steps generated the rest.
+    phases["decode_generated"] = stats.generated_tokens - g0 - rows_total
     return {"raw_tokens_per_second": raw_throughput(backend, int(mean_len)), "mean_prompt_tokens": mean_len,
         "floor_tokens_per_second": floor_throughput(backend, max(1, round(rows))), **phases,
         "wall_seconds": wall, "requests": len(reqs), "generated_tokens": stats.generated_tokens - g0,
@@ -95,8 +105,9 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def timed_phases(engine: Any) -> dict[str, Any]:
-    """Time ``engine``'s forward calls from now on: decoding steps (one token per row) apart
-    from the rest (prefixes, prefills); the dict holds the sums and the original forward."""
+    """Time ``engine``'s forward calls from now on: decoding steps apart from the rest
+    (prefixes, prefills); the dict holds the sums (tokens: positions run) and the original
+    forward."""
     phases: dict[str, Any] = {"forward": engine.forward, "decode_seconds": 0.0, "decode_calls": 0,
                               "decode_tokens": 0, "other_seconds": 0.0, "other_tokens": 0}
     real = engine.forward
@@ -104,7 +115,10 @@ def timed_phases(engine: Any) -> dict[str, Any]:
     def forward(input_ids: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
         out = real(input_ids, **kw)
-        kind = "decode" if input_ids.shape[1] == 1 else "other"
+        layers = getattr(kw.get("cache"), "layers", None) or [None]
+        slots = getattr(layers[0], "owner", None)  # a continuous-batching call's SlotCache
+        decoding = not slots.prefilling if slots is not None else input_ids.shape[1] == 1
+        kind = "decode" if decoding else "other"
         phases[f"{kind}_seconds"] += time.perf_counter() - t0
         phases[f"{kind}_tokens"] += kw["n_tokens"]
         phases["decode_calls"] += kind == "decode"
@@ -164,7 +178,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.1, help="fraction of each workload's items (1 = the issue's sizes)")
     ap.add_argument("--only", default=",".join(WORKLOADS))
     ap.add_argument("--max-new", type=int, default=None, help="cap on new tokens per request")
-    ap.add_argument("--paths", default="batch,continuous")
+    ap.add_argument("--paths", default="batch,continuous,draft")
+    ap.add_argument("--draft", type=int, default=4, help="tokens guessed per row and step on the draft path")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--profile", action="store_true", help="print a torch profile of each path")
     ap.add_argument("--job", nargs=2, help=argparse.SUPPRESS)
@@ -177,7 +192,8 @@ def main() -> None:
         for name in a.only.split(","):
             label, task, limit, per_group = WORKLOADS[name]
             n = limit if per_group else max(2, round(limit * a.scale))
-            base = {"task": task, "limit": n, "data_root": a.data_root, "max_new": a.max_new, "threads": a.threads}
+            base = {"task": task, "limit": n, "data_root": a.data_root, "max_new": a.max_new, "threads": a.threads,
+                    "draft": a.draft}
             runs = {p: run_child({**base, "kind": p, "profile": a.profile}, Path(tmp)) for p in a.paths.split(",")}
             report(label, n, runs)
 
@@ -194,19 +210,20 @@ def report(label: str, n: int, runs: dict[str, dict[str, Any]]) -> None:
     print(f"\n== {label}: {first['requests']} requests ({n} per group/task), mean prompt "
           f"{first['mean_prompt_tokens']:.0f} tokens")
     print(f"{'path':<12}{'wall s':>8}{'gen tok':>8}{'gen tok/s':>10}{'raw tok/s':>10}{'gen/raw':>8}"
-          f"{'decode s':>9}{'dec tok/s':>10}{'dec/raw':>8}{'rows/step':>10}{'floor/raw':>10}{'other s':>8}"
-          f"{'peak MiB':>9}")
+          f"{'decode s':>9}{'steps':>6}{'dec tok/s':>10}{'dec/raw':>8}{'pos/step':>9}{'tok/step':>9}"
+          f"{'floor/raw':>10}{'other s':>8}{'peak MiB':>9}")
     for path, r in runs.items():
         gen_rate = r["generated_tokens"] / r["wall_seconds"]
         raw = r["raw_tokens_per_second"]
-        dec_rate = r["decode_tokens"] / max(r["decode_seconds"], 1e-9)
-        rows = r["decode_tokens"] / max(1, r["decode_calls"])
+        dec_rate = r["decode_generated"] / max(r["decode_seconds"], 1e-9)
+        steps = max(1, r["decode_calls"])
         print(f"{path:<12}{r['wall_seconds']:>8.1f}{r['generated_tokens']:>8}{gen_rate:>10.1f}{raw:>10.0f}"
-              f"{gen_rate / raw:>8.0%}{r['decode_seconds']:>9.1f}{dec_rate:>10.1f}{dec_rate / raw:>8.0%}"
-              f"{rows:>10.1f}{r['floor_tokens_per_second'] / raw:>10.0%}{r['other_seconds']:>8.1f}"
-              f"{r['peak_rss_mib']:>9.0f}")
-    print("(dec: decoding steps only; other: prefixes and prompt prefills; floor: a step of as many rows "
-          "attending to nothing, the most a decoding step of that size reaches here)")
+              f"{gen_rate / raw:>8.0%}{r['decode_seconds']:>9.1f}{r['decode_calls']:>6}{dec_rate:>10.1f}"
+              f"{dec_rate / raw:>8.0%}{r['decode_tokens'] / steps:>9.1f}{r['decode_generated'] / steps:>9.1f}"
+              f"{r['floor_tokens_per_second'] / raw:>10.0%}{r['other_seconds']:>8.1f}{r['peak_rss_mib']:>9.0f}")
+    print("(dec: decoding steps only, tokens they generated; pos: positions run; other: prefixes and prompt "
+          "prefills; floor: a step of as many positions attending to nothing, the most a decoding step of that "
+          "size runs here)")
     texts = [r["texts"] for r in runs.values()]
     same = sum(all(t[i] == texts[0][i] for t in texts) for i in range(len(texts[0])))
     print(f"identical texts across paths: {same}/{len(texts[0])}; texts hash "

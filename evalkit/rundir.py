@@ -40,7 +40,7 @@ SAMPLES = "samples"
 NON_IDENTITY_KEYS = (
     "output_dir", "run_name", "report", "progress", "wait_for_lock", "tracking",
     "sandbox.allow_code_execution",
-    "model.prefix_sharing", "model.continuous_batching", "model.batch_size",
+    "model.prefix_sharing", "model.continuous_batching", "model.draft_tokens", "model.batch_size",
     # How the work is spread (shards, Ray workers): answers are keyed by content, so
     # any split gives the same numbers and resumes the same folder.
     "shard", "executor",

@@ -23,6 +23,8 @@ from evalkit.cli import main
         (["limit=abc"], "limit must be a positive integer or null (got 'abc')"),
         (["model.dtype=fp8"], "model.dtype must be one of auto, float32, bfloat16, float16 (got 'fp8')"),
         (["model.chat_template=maybe"], "model.chat_template must be true or false"),
+        (["model.draft_tokens=-1"], "model.draft_tokens must be an integer from 0 (off) to 16 (got -1)"),
+        (["model.draft_tokens=yes"], "model.draft_tokens must be an integer from 0 (off) to 16 (got 'yes')"),
         (["suite.tasks.nosuch.limit=3"], "suite.tasks.nosuch: unknown task; available: "),
         (["suite.tasks.mmlu.bogus=3"], "task mmlu: unknown key 'bogus'"),
         (["data_root=/no/such/mirror"], "data_root=/no/such/mirror: no such folder"),

@@ -68,9 +68,9 @@ def test_same_texts_as_batch_at_a_time_for_any_slot_count(backend, monkeypatch):
     admitted: list[int] = []
     real_prefill = continuous._prefill
 
-    def counting_prefill(engine, enc, specs, cache, prefix, chunk, slots, held):
+    def counting_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, **kw):
         admitted.append(len(chunk))
-        return real_prefill(engine, enc, specs, cache, prefix, chunk, slots, held)
+        return real_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, **kw)
 
     monkeypatch.setattr(continuous, "_prefill", counting_prefill)
     old = answers(backend, reqs, cb=False)
@@ -127,8 +127,8 @@ def test_rows_of_different_prefixes_in_flight_read_only_their_own(backend, monke
     widths: list[tuple[int, int, int]] = []  # (prefixes read by a step, its bank columns, the bank's length)
     real = SlotCache.step_inputs
 
-    def recording(self):
-        pos, mask = real(self)
+    def recording(self, q=1):
+        pos, mask = real(self, q)
         widths.append((len(self.segments) if self.segments is not None else 1, mask.shape[-1] - self.width,
                        self.bank_len))
         return pos, mask
@@ -156,11 +156,11 @@ def test_long_prompts_kept_as_prefixes_of_their_own(backend, monkeypatch):
     capacities: list[int] = []
     real_prefill, real_cache = continuous._prefill, continuous.SlotCache
 
-    def recording_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix=0):
+    def recording_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix=0, **kw):
         if own_prefix:
             private.append(own_prefix)
             assert prefix.length == own_prefix and all(len(specs[j].context_ids) == own_prefix + 1 for j in chunk)
-        return real_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix)
+        return real_prefill(engine, enc, specs, cache, prefix, chunk, slots, held, own_prefix, **kw)
 
     def recording_cache(slots, capacity):
         capacities.append(capacity)
@@ -175,15 +175,15 @@ def test_long_prompts_kept_as_prefixes_of_their_own(backend, monkeypatch):
         for i in range(len(reqs)):
             assert new[i] == old[i], (slots, reqs[i])
         assert len(private) >= 2  # the chat row and the long one at least
-    assert capacities and max(capacities) <= 6 + max(r.max_new_tokens for r in reqs) + 1
+    assert capacities and max(capacities) <= 6 + max(r.max_new_tokens for r in reqs) + 1 + backend.draft_tokens
     # With room for one long prompt at a time, the others wait for it; all still finish alike.
     from evalkit.backends.hf import backend as hf_backend
 
     held_prompts: list[int] = []
     real_generate = continuous.generate_continuous
 
-    def tight(engine, enc, specs, groups, slots, capacity, prefix_budget):
-        for j, out in real_generate(engine, enc, specs, groups, slots, capacity, 1):
+    def tight(engine, enc, specs, groups, slots, capacity, prefix_budget, draft=0):
+        for j, out in real_generate(engine, enc, specs, groups, slots, capacity, 1, draft):
             held_prompts.append(j)
             yield j, out
 

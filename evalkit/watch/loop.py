@@ -180,7 +180,7 @@ def _baseline_run(s: WatchSettings, base_cfg: dict[str, Any]) -> Path:
         names = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
         raise ConfigError(f"baseline={value}: not a finished run folder, a model folder, a hub id or a model config "
                           f"(conf/model: {', '.join(names)})")
-    keep = [o for o in s.run_overrides if not re.match(r"^[+~]*model[.=]", o) or re.match(r"^model\.(dtype|device|batch_size|max_batch_tokens|threads|prefix_sharing|continuous_batching|chat_template|add_bos|max_length)=", o)]
+    keep = [o for o in s.run_overrides if not re.match(r"^[+~]*model[.=]", o) or re.match(r"^model\.(dtype|device|batch_size|max_batch_tokens|threads|prefix_sharing|continuous_batching|draft_tokens|chat_template|add_bos|max_length)=", o)]
     print(f"watch: baseline: running the suite on {value}", file=sys.stderr)
     return run(compose_config([*model, *keep]))
 

@@ -80,6 +80,7 @@ class HFBackend(Backend):
         name: str | None = None,
         prefix_sharing: bool = True,
         continuous_batching: bool = True,
+        draft_tokens: int = 4,
     ) -> None:
         import torch
 
@@ -112,6 +113,7 @@ class HFBackend(Backend):
                              stats=self.stats)
         self.prefix_sharing = bool(prefix_sharing) and self._can_share_prefixes()
         self.continuous_batching = bool(continuous_batching)
+        self.draft_tokens = int(draft_tokens)
 
     def _can_share_prefixes(self) -> bool:
         """The fast path needs custom 4D attention masks (eager or SDPA attention)."""
@@ -241,10 +243,12 @@ class HFBackend(Backend):
             if fits:
                 shared, groups_of = prefix_groups(self.engine, contexts, fits)
                 # A slot holds a row's own tokens (past its shared prefix) and what it generates.
-                capacity = slot_capacity([len(contexts[j]) - shared[j] for j in fits], [max_new[j] for j in fits])
+                capacity = slot_capacity([len(contexts[j]) - shared[j] for j in fits], [max_new[j] for j in fits],
+                                         self.draft_tokens)
                 budget = decode_budget(self.engine)
                 slots = slot_count(self.engine, capacity, len(fits), budget)
-                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity, budget)
+                yield from generate_continuous(self.engine, self.encoder, specs, groups_of, slots, capacity, budget,
+                                               self.draft_tokens)
             return
         if self.prefix_sharing:
             groups = shared_batches(self.engine, contexts, max_new)

@@ -20,6 +20,9 @@ def check_model_config(m: dict[str, Any]) -> None:
     for key in ("trust_remote_code", "prefix_sharing", "continuous_batching"):
         if not isinstance(m.get(key, False), bool):
             raise ConfigError(f"model.{key} must be true or false (got {m.get(key)!r})")
+    draft = m.get("draft_tokens", 0)
+    if not (isinstance(draft, int) and not isinstance(draft, bool) and 0 <= draft <= 16):
+        raise ConfigError(f"model.draft_tokens must be an integer from 0 (off) to 16 (got {draft!r})")
     dev = str(m.get("device"))
     if not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
         raise ConfigError(f"model.device must be cpu, cuda, cuda:N or mps (got {dev!r})")

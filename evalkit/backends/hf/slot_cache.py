@@ -171,26 +171,37 @@ class SlotCache:
         return moves
 
     # ------------------------------------------------------------------ decoding
-    def step_inputs(self) -> tuple[Any, Any]:
-        """``(position_ids [n_run, 1], attention_mask [n_run, 1, 1, span + width])`` of the
-        next decoding step, after opening each live slot's next column. The first ``span``
-        columns are prefix columns: each slot sees its own prefix's (``single`` or
-        ``segments``), so rows of different prefixes (BBH's 27 tasks, long prompts kept as
-        prefixes of their own) do not each score every other prefix's columns."""
+    def step_inputs(self, q: int = 1) -> tuple[Any, Any]:
+        """``(position_ids [n_run, q], attention_mask [n_run, 1, q, span + width])`` of the
+        next decoding step, which runs ``q`` tokens per slot (its next token, then guessed
+        ones), after opening each live slot's next ``q`` columns; each of the ``q`` sees
+        the ones before it. The first ``span`` columns are prefix columns: each slot sees its
+        own prefix's (``single`` or ``segments``), so rows of different prefixes (BBH's 27
+        tasks, long prompts kept as prefixes of their own) do not each score every other
+        prefix's columns."""
         import torch
 
-        cols = []
+        dev = self.mask.device
+        starts = []
         for s in range(self.n_run):
             if self.live[s]:
-                self.mask[s, self.length[s]] = 0
-                cols.append(self.length[s])
+                self.mask[s, self.length[s] : self.length[s] + q] = 0
+                starts.append(self.length[s])
             else:
-                cols.append(self.capacity)  # the scratch column, outside every slot's view
-        self.width = max(self.length[s] + 1 for s in range(self.n_run) if self.live[s])
-        dev = self.mask.device
-        self._write = torch.tensor(cols, device=dev).view(-1, 1, 1, 1)
-        pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None]
+                starts.append(self.capacity)  # the scratch column, outside every slot's view
+        self.width = max(self.length[s] + q for s in range(self.n_run) if self.live[s])
+        first = torch.tensor(starts, device=dev)
+        steps = torch.arange(q, device=dev)
+        cols = (first[:, None] + steps).clamp(max=self.capacity)  # a free slot writes only its scratch column
+        self._write = cols.view(self.n_run, 1, q, 1)
+        pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None] + steps
         own = self.mask[: self.n_run, : self.width]
+        if q > 1:
+            # Query i of a slot does not see the columns its later guesses write.
+            later = torch.arange(self.width, device=dev)[None, None] > (first[:, None] + steps)[:, :, None]
+            own = own[:, None].expand(-1, q, -1).masked_fill(later, self._min)
+        else:
+            own = own[:, None]
         by_prefix: dict[int, tuple[Any, list[int]]] = {}
         for s in range(self.n_run):
             p = self.prefix_of[s]
@@ -201,23 +212,27 @@ class SlotCache:
         self.segments = groups if len(groups) > 1 else None
         self.span = max((p.length for p, _ in groups), default=0)
         if not groups:
-            return pos, own[:, None, None]
+            return pos, own[:, None]
         bank = torch.full((self.n_run, self.span), self._min, dtype=own.dtype, device=dev)
         for p, rows in groups:
             bank[rows, : p.length] = 0
-        return pos, torch.cat([bank, own], dim=1)[:, None, None]
+        return pos, torch.cat([bank[:, None].expand(-1, q, -1), own], dim=2)[:, None]
 
-    def advance(self) -> None:
-        """After a decoding step: every live slot holds one more token."""
+    def advance(self, kept: dict[int, int] | None = None) -> None:
+        """After a decoding step of ``q`` tokens per slot: each live slot keeps the first
+        ``kept[slot]`` of them (all one, by default); the columns of the rest are hidden
+        again, for the next step to overwrite."""
         for s in range(self.n_run):
             if self.live[s]:
-                self.length[s] += 1
-                self.position[s] += 1
+                n = kept[s] if kept is not None else 1
+                self.mask[s, self.length[s] + n : self.width] = self._min
+                self.length[s] += n
+                self.position[s] += n
 
     def write(self, layer: int, key_states: Any, value_states: Any) -> tuple[Any, Any]:
         """A call's keys/values into the slots. Prefilling: ``[n, h, w, d]`` into the
-        admitted slots' columns ``[0, w)``, returned as they are. Decoding: ``[n_run, h, 1,
-        d]`` into each slot's next column; returns the slots' own ``[n_run, h, width, d]``
+        admitted slots' columns ``[0, w)``, returned as they are. Decoding: ``[n_run, h, q,
+        d]`` into each slot's next ``q`` columns; returns the slots' own ``[n_run, h, width, d]``
         (views)."""
         kb, vb = self.keys[layer], self.values[layer]
         if self._prefill is not None:
@@ -226,7 +241,7 @@ class SlotCache:
             vb[idx, :, :w] = value_states
             return key_states, value_states
         n = key_states.shape[0]
-        idx = self._write.expand(n, key_states.shape[1], 1, key_states.shape[3])
+        idx = self._write.expand(n, key_states.shape[1], key_states.shape[2], key_states.shape[3])
         kb[:n].scatter_(2, idx, key_states)
         vb[:n].scatter_(2, idx, value_states)
         return kb[:n, :, : self.width], vb[:n, :, : self.width]
