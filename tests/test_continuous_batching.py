@@ -217,19 +217,22 @@ def test_slot_cache_writes_only_the_admitted_slot():
     assert cache.length[:2] == [3, 4] and cache.position[:2] == [2, 4]
 
 
-def test_slot_cache_compacts_live_slots_to_the_front_once_half_are_free():
+def test_slot_cache_moves_the_last_live_slots_into_the_holes():
     import torch
 
     from evalkit.backends.hf.slot_cache import SlotCache
 
-    cache = SlotCache(slots=4, capacity=8)
-    for s in range(3):
+    cache = SlotCache(slots=5, capacity=8)
+    for s in range(4):
         cache.admit([s], [(torch.full((1, 1, 2, 2), float(s)), torch.full((1, 1, 2, 2), float(s)))],
                     torch.ones((1, 2), dtype=torch.long), [10 + s])
+    assert cache.compact() == {} and cache.n_run == 4  # no hole
     cache.release(1)
-    assert cache.compact() == {} and cache.n_run == 3  # 2 of 3 still live: not worth a copy
     cache.release(0)
-    assert cache.compact() == {2: 0}
-    assert cache.n_run == 1 and cache.live == [True, False, False, False] and cache.position[0] == 12
-    assert bool((cache.keys[0][0, :, :2] == 2.0).all()) and cache.free_slots() == [1, 2, 3]
-    assert (cache.mask[2] == 0).tolist() == [True] + [False] * 8  # the old slot is free again
+    assert cache.compact() == {3: 0, 2: 1}  # one slot's buffers copied per hole
+    assert cache.n_run == 2 and cache.live == [True, True, False, False, False]
+    assert cache.position[:2] == [13, 12] and cache.free_slots() == [2, 3, 4]
+    assert bool((cache.keys[0][0, :, :2] == 3.0).all()) and bool((cache.keys[0][1, :, :2] == 2.0).all())
+    assert (cache.mask[3] == 0).tolist() == [True] + [False] * 8  # the old slots are free again
+    cache.release(0)
+    assert cache.compact() == {1: 0} and cache.n_run == 1 and cache.position[0] == 12

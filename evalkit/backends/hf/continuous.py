@@ -10,9 +10,11 @@ short prompts and many rows decode together. A row that stops (EOS or end of tur
 token limit) frees its slot at once, so the batch does not empty out while its longest
 row finishes, and nothing but the new row's slot is written.
 
-With ``draft`` > 0 a decoding step also runs up to ``draft`` tokens per row guessed by
-prompt lookup (``prompt_lookup``) after the row's next token, every row padded to the
-step's longest guess. The row picks its token from each position's logits in turn, exactly
+With ``draft`` > 0 a decoding step also runs tokens guessed by prompt lookup
+(``prompt_lookup``) after each row's next token: ``q - 1`` per row at most, ``q`` chosen per
+step by a ``DraftPlanner`` (wide when few rows are in flight or guesses keep being right,
+one when a full step would pay for guesses that are rarely kept), rows with fewer guesses
+padded. The row picks its token from each position's logits in turn, exactly
 as it would one step at a time, and goes on to the next position only while its pick is
 the token that position was fed; the keys/values of the positions past that are dropped
 (their columns masked again and overwritten by the next step). So a step yields one to

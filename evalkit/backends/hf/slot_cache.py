@@ -4,8 +4,9 @@ Each generating row holds a *slot*: preallocated ``[slots, kv_heads, capacity + 
 head_dim]`` buffers per layer for its own tokens (its prompt past its prefix, then what
 it generates), with its own length, position and attention-mask row. A row that
 finishes frees only its slot, and a new row is written into that slot alone: nothing is
-copied or re-gathered per decoding step or per finished row (``compact`` copies the live
-slots to the front, only while the queue is drained, at most log2(slots) times).
+copied or re-gathered per decoding step or per finished row (``compact``, only once the
+queue is drained, moves the last live slots into the holes finished rows left, one slot's
+buffers per hole, so the free slots stop running in every step).
 
 Prefixes (shared few-shot exemplars, or one long prompt of its own) are not copied into
 the slots: a decoding step reads each prefix in flight once, in place, for all the slots
@@ -143,30 +144,30 @@ class SlotCache:
             self.n_run -= 1
 
     def compact(self) -> dict[int, int]:
-        """Move live slots to the front (only when at most half of ``[0, n_run)`` is live);
-        returns ``{old slot: new slot}`` of the moved ones."""
+        """Move the last live slots into the free slots before them, so the running slots
+        ``[0, n_run)`` are all live: a free slot in that range costs a step as much as a
+        live one (its pad token runs through every layer), and after the queue drains
+        no new row would fill it. Returns ``{old slot: new slot}`` of the moved ones."""
         live = [s for s in range(self.n_run) if self.live[s]]
-        if not live or len(live) * 2 > self.n_run:
+        holes = [s for s in range(len(live)) if not self.live[s]]
+        if not holes:
             return {}
         import torch
 
-        moves = {old: new for new, old in enumerate(live) if old != new}
-        if not moves:
-            return {}
+        moves = dict(zip(reversed(live), holes))
         src = torch.tensor(list(moves), device=self.mask.device)
         dst = torch.tensor(list(moves.values()), device=self.mask.device)
-        w = max(self.length[s] for s in live)
+        w = max(self.length[s] for s in moves)
         for kb, vb in zip(self.keys, self.values):
             kb[dst, :, :w] = kb[src, :, :w]
             vb[dst, :, :w] = vb[src, :, :w]
         self.mask[dst] = self.mask[src]
-        state = [(self.length[s], self.position[s], self.prefix_of[s]) for s in live]
-        for s in range(self.n_run):
-            self.live[s], self.prefix_of[s] = False, None
-        for s, (length, position, prefix) in enumerate(state):
-            self.length[s], self.position[s], self.prefix_of[s], self.live[s] = length, position, prefix, True
-        self.mask[len(live) : self.n_run] = self._min
-        self.mask[len(live) : self.n_run, 0] = 0
+        for old, new in moves.items():
+            self.length[new], self.position[new] = self.length[old], self.position[old]
+            self.prefix_of[new] = self.prefix_of[old]
+            self.live[new], self.live[old], self.prefix_of[old] = True, False, None
+        self.mask[src] = self._min
+        self.mask[src, 0] = 0
         self.n_run = len(live)
         return moves
 
