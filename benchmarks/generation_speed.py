@@ -72,7 +72,7 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
     reqs = list(plan.unique.values())
     lengths = [len(backend.encoder.encode(r.context)) for r in reqs]
     backend.continuous_batching = args["kind"] in ("continuous", "draft")
-    backend.draft_tokens = int(args.get("draft", 4)) if args["kind"] == "draft" else 0
+    backend.draft_tokens = int(args["draft"]) if args["kind"] == "draft" else 0
     rows_total = sum(r.n for r in reqs)
     stats = backend.stats
     f0, c0, g0 = stats.forward_tokens, stats.forward_calls, stats.generated_tokens

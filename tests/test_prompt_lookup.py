@@ -117,9 +117,9 @@ def test_guessed_tokens_give_the_same_texts(backend, monkeypatch):
     real_verify = continuous._verify
 
     def recording(engine, enc, specs, cache, slot, logits, fed, held):
-        kept = yield from real_verify(engine, enc, specs, cache, slot, logits, fed, held)
-        runs.append((len(fed), kept))
-        return kept
+        picked = yield from real_verify(engine, enc, specs, cache, slot, logits, fed, held)
+        runs.append((len(fed), picked if slot in held else 0))  # tokens kept in the cache
+        return picked
 
     monkeypatch.setattr(continuous, "_verify", recording)
     for draft, forced in ((0, False), (4, False), (4, True), (1, True)):

@@ -28,6 +28,7 @@ path, sampled ones match for the same seed.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -82,7 +83,6 @@ class _Row:
     lookup: PromptLookup | None = None
     kept: int = 0  # guessed tokens kept, of ...
     tried: int = 0  # ... those run
-    picked: int = 0  # tokens picked in the last decoding step
 
 
 def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec],
@@ -98,8 +98,6 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
     import torch
 
     from evalkit.backends.hf.prefix_cache import extend_prefix
-
-    import time
 
     cache = SlotCache(slots, capacity)
     planner = DraftPlanner(draft, knee=32.0 if engine.device.type == "cpu" else 512.0)
@@ -178,9 +176,10 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
             kept: dict[int, int] = {}
             for s in live:
                 row, (n, guess) = held[s], guesses[s]
-                kept[s] = yield from _verify(engine, enc, specs, cache, s, logits[s], ids[s].tolist(), held)
+                picked = yield from _verify(engine, enc, specs, cache, s, logits[s], ids[s].tolist(), held)
+                kept[s] = picked if s in held else 0  # a finished row's slot is free already
                 tried = min(len(guess), q - 1)
-                right = min(tried, row.picked - 1)
+                right = min(tried, picked - 1)
                 row.kept, row.tried = row.kept + right, row.tried + tried
                 planner.record(n, right, tried)
             cache.advance(kept)
@@ -224,15 +223,11 @@ def _verify(engine: "Engine", enc: "Encoder", specs: Sequence[GenerationSpec], c
             logits: Any, fed: list[int], held: dict[int, _Row]) -> Generator[tuple[int, tuple[str, int]], None, int]:
     """Pick the tokens of the row in ``slot`` from a step's ``logits [q, vocab]`` (the
     step fed it ``fed``: its next token, then guesses): each position's pick counts only
-    while the previous pick was what that position was fed. Returns how many of the fed
-    tokens stay in its cache (0 once the row is done); ``_Row.picked``: how many tokens it took."""
-    row = held[slot]
+    while the previous pick was what that position was fed. Returns how many tokens it
+    picked: while the row goes on, also how many of the fed tokens stay in its cache."""
     for j in range(len(fed)):
-        row.picked = j + 1
         alive = yield from _take(engine, enc, specs, cache, slot, logits[j], held)
-        if not alive:
-            return 0
-        if j + 1 == len(fed) or held[slot].next_tok != fed[j + 1]:
+        if not alive or j + 1 == len(fed) or held[slot].next_tok != fed[j + 1]:
             break
     return j + 1
 

@@ -196,13 +196,9 @@ class SlotCache:
         cols = (first[:, None] + steps).clamp(max=self.capacity)  # a free slot writes only its scratch column
         self._write = cols.view(self.n_run, 1, q, 1)
         pos = torch.tensor([self.position[s] for s in range(self.n_run)], device=dev)[:, None] + steps
-        own = self.mask[: self.n_run, : self.width]
-        if q > 1:
-            # Query i of a slot does not see the columns its later guesses write.
-            later = torch.arange(self.width, device=dev)[None, None] > (first[:, None] + steps)[:, :, None]
-            own = own[:, None].expand(-1, q, -1).masked_fill(later, self._min)
-        else:
-            own = own[:, None]
+        # Query i of a slot does not see the columns its later guesses write.
+        later = torch.arange(self.width, device=dev)[None, None] > (first[:, None] + steps)[:, :, None]
+        own = self.mask[: self.n_run, None, : self.width].expand(-1, q, -1).masked_fill(later, self._min)
         by_prefix: dict[int, tuple[Any, list[int]]] = {}
         for s in range(self.n_run):
             p = self.prefix_of[s]
