@@ -34,17 +34,50 @@ def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
     return min(hits) if hits else None
 
 
+#: Most likely tokens looked at before a full sort of the vocabulary (topk of 256 of 49k
+#: tokens costs 0.1 ms, the sort 3.5 ms). A small model's 0.9 nucleus holds under 256
+#: tokens at most steps and under 2,048 at nearly all.
+NUCLEUS_HEADS = (256, 2048)
+#: How far every cumulative sum in the head must be from ``top_p`` for the head to decide:
+#: float rounding of a sum over the whole sorted vocabulary is far smaller.
+_NUCLEUS_MARGIN = 1e-5
+
+
 def pick(logits, spec: GenerationSpec, gen) -> int:
+    """The next token: the argmax at temperature 0, else one draw from ``gen`` over the
+    tempered distribution, cut to its ``top_p`` nucleus."""
     import torch
 
     if spec.temperature == 0:
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / spec.temperature, dim=-1)
     if spec.top_p < 1.0:
-        sorted_p, order = probs.sort(descending=True)
-        keep = sorted_p.cumsum(-1) - sorted_p < spec.top_p
-        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        probs = nucleus(probs, spec.top_p)
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def nucleus(probs, top_p: float):
+    """``probs`` with every token zeroed but the most likely ones whose probabilities
+    before them sum to under ``top_p``: bit for bit the tensor a full descending sort
+    gives, so sampled texts do not change, but from the ``topk`` of a head of the
+    vocabulary when the nucleus ends inside it. The head decides only if it keeps a
+    prefix of itself, no kept token ties a dropped one (a sort may order ties
+    differently) and no sum is within rounding of ``top_p``; otherwise the sort runs."""
+    import torch
+
+    for k in NUCLEUS_HEADS:
+        if k >= probs.numel():
+            break
+        head, order = probs.topk(k)
+        before = head.cumsum(-1) - head
+        keep = before < top_p
+        n = int(keep.sum())
+        if (n < k and bool(keep[:n].all()) and bool(head[n - 1] > head[n])
+                and float((before - top_p).abs().min()) > _NUCLEUS_MARGIN):
+            return torch.zeros_like(probs).scatter(0, order[:n], head[:n])
+    sorted_p, order = probs.sort(descending=True)
+    keep = sorted_p.cumsum(-1) - sorted_p < top_p
+    return torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
 
 
 def new_generator(seed: int) -> Any:
