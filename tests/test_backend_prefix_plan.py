@@ -1,4 +1,4 @@
-"""Planning of the prefix-sharing path, without a model: the token trie and row packing."""
+"""Planning of the prefix-sharing path, without a model: the token trie, row packing and prefill calls."""
 
 from __future__ import annotations
 
@@ -146,3 +146,22 @@ def test_many_continuations_of_one_context_are_split_into_bounded_segments():
     # A single continuation longer than the bound still gets its own segment.
     (long_seg,) = context_segments([1, 2], [(list(range(10, 400)), 0)], max_tokens=256)
     assert len(long_seg) == 2 + 389
+
+
+def test_prefill_calls_split_where_padding_outweighs_a_call():
+    from evalkit.backends.hf.batching import first_call
+
+    def anything(n, w):
+        return True
+
+    assert first_call([], 40, anything) == 0
+    assert first_call([50] * 8, 40, anything) == 8  # equal widths: one call, no padding
+    # A long row alone, then the short ones: 240 + 20x10 + 2 calls of 40, not 21 x 200 + 40.
+    assert first_call([200] + [10] * 20, 40, anything) == 1
+    # Close widths share a call: 3 x 4 padded positions cost less than a second call.
+    assert first_call([100, 96, 96, 96, 10], 40, anything) == 4
+    # A fixed cost as large as a GPU's keeps everything in one call.
+    assert first_call([200] + [10] * 20, 4096, anything) == 21
+    # The limit on a call holds, and the rows still split evenly.
+    assert first_call([30] * 10, 40, lambda n, w: n * w <= 100) == 3
+    assert first_call([300, 10], 40, lambda n, w: n * w <= 100) == 1  # one row always fits

@@ -1,4 +1,4 @@
-"""Batch planning: length-sorted batches under a token budget, shrunk on out-of-memory."""
+"""Batch planning: length-sorted batches under a token budget, shrunk on out-of-memory; prefill calls split by cost."""
 
 from __future__ import annotations
 
@@ -32,6 +32,29 @@ def plan_batches(lengths: Sequence[int], max_tokens: int, max_batch: int | None 
     if cur:
         batches.append(cur)
     return batches
+
+
+def first_call(widths: Sequence[int], call_cost: float, fits: Callable[[int, int], bool]) -> int:
+    """How many of the rows waiting with ``widths`` (own tokens, in queue order) the next
+    padded call takes: the first call of the split of the rows into consecutive calls
+    that runs the fewest positions, padding included, each call counting ``call_cost``
+    positions more (its fixed cost, the read of the weights). ``fits(rows, width)``:
+    whether a call of ``rows`` rows padded to ``width`` is allowed (one row always is).
+    Greedy rules either pad a long row's call with short rows or cut calls too small to
+    fill the machine; the split costs O(rows^2) steps, nothing next to a forward call."""
+    m = len(widths)
+    best = [0.0] * (m + 1)  # best[i]: the cost of rows i.. in their best split
+    end = [m] * (m + 1)  # end[i]: where the first call of that split ends
+    for i in range(m - 1, -1, -1):
+        best[i], width = float("inf"), 0
+        for j in range(i + 1, m + 1):
+            width = max(width, widths[j - 1])
+            if j > i + 1 and not fits(j - i, width):
+                break
+            cost = call_cost + (j - i) * width + best[j]
+            if cost <= best[i]:  # on a tie the longer call: its rows start decoding sooner
+                best[i], end[i] = cost, j
+    return end[0] if m else 0
 
 
 def is_oom(err: BaseException) -> bool:

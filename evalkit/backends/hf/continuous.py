@@ -1,9 +1,11 @@
 """Continuous batching: a fixed number of decoding slots kept full until the queue drains.
 
 Rows wait in a queue, grouped under their shared prompt prefix (``shared_generation``).
-Whenever slots are free, the next waiting rows run their own prompt tokens in one
-prefill pass after their prefix (computed once per prefix, read in place, not copied per
-row), writing their keys/values straight into the free slots of a ``SlotCache``; then
+Whenever slots are free, the next waiting rows run their own prompt tokens, padded to
+one width, in prefill passes after their prefix (computed once per prefix, read in place,
+not copied per row; the rows split into passes where padding would cost more than one
+more pass, ``batching.first_call``), writing their keys/values straight into the free
+slots of a ``SlotCache``; then
 one decoding step runs one token for every slot. A row whose own prompt is long
 (``OWN_IN_SLOT``) first turns it into a prefix of its own, so the slots stay sized for
 short prompts and many rows decode together. A row that stops (EOS or end of turn, a stop string, its
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from evalkit.backends.hf.batching import first_call
 from evalkit.backends.hf.generation import GenerationSpec, new_generator, pick, take_token
 from evalkit.backends.hf.prompt_lookup import DraftPlanner, PromptLookup
 from evalkit.backends.hf.slot_attention import slot_attention
@@ -134,21 +137,22 @@ def generate_continuous(engine: "Engine", enc: "Encoder", specs: Sequence[Genera
                 yield from _prefill(engine, enc, specs, cache, mine, [first], free[:1], held, own_prefix=mine.length,
                                     lookup=draft > 0)
                 continue
-            chunk: list[int] = []
-            width = 0
-            while queue and queue[0][0] is prefix and len(chunk) < len(free):
-                own = len(specs[queue[0][1]].context_ids) - p
-                w = max(width, own)
-                # One forward budget of own tokens, and the prefill's attention scores
-                # (rows x heads x own x (prefix + own)) bounded too. Rows come longest
-                # first: one under half the chunk's width waits for the next chunk rather
-                # than run mostly padding.
-                if w > OWN_IN_SLOT or (chunk and (w * (len(chunk) + 1) > engine.max_batch_tokens
-                                                  or heads * w * (p + w) * (len(chunk) + 1) > PREFILL_SCORES
-                                                  or 2 * own < width)):
+            widths: list[int] = []
+            for pre, j in queue:
+                own = len(specs[j].context_ids) - p
+                if pre is not prefix or own > OWN_IN_SLOT or len(widths) == len(free):
                     break
-                chunk.append(queue.popleft()[1])
-                width = w
+                widths.append(own)
+
+            def fits(n: int, w: int) -> bool:
+                # One forward budget of own tokens, and the prefill's attention scores
+                # (rows x heads x own x (prefix + own)) bounded too.
+                return n * w <= engine.max_batch_tokens and heads * w * (p + w) * n <= PREFILL_SCORES
+
+            # Calls split to run the fewest positions, a call's fixed cost counted as the
+            # decoding steps' fitted one: padding a long row's call with short rows costs
+            # more than a call of its own only once the padding outweighs that.
+            chunk = [queue.popleft()[1] for _ in range(first_call(widths, planner.knee, fits))]
             yield from _prefill(engine, enc, specs, cache, prefix, chunk, free[: len(chunk)], held,
                                 lookup=draft > 0)
 
