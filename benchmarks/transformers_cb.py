@@ -38,15 +38,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def prompts(data_root: Path, limit: int, max_new: int) -> tuple[Any, list[str]]:
     """The embedded model's backend and the GSM8K 5-shot prompts evalkit's planner makes."""
+    from generation_speed import task_plans  # this folder's generation benchmark: the same workload
+
     from evalkit.backends.hf.backend import HFBackend
     from evalkit.backends.hf.loading import EMBEDDED_SMOLLM2
-    from evalkit.runner.plan import build_task_plans, plan_requests
+    from evalkit.runner.plan import plan_requests
     from evalkit.runner.prompting import ChatSettings
-    from evalkit.tasks import load_task
 
     backend = HFBackend(EMBEDDED_SMOLLM2)
-    task = load_task("gsm8k", {"generation": {"max_new_tokens": max_new}})
-    plan = plan_requests(build_task_plans([task], data_root, limit), ChatSettings(False, True), backend, 1234)
+    plan = plan_requests(task_plans("gsm8k", limit, data_root, max_new), ChatSettings(False, True), backend, 1234)
     return backend, [r.context for r in plan.unique.values()]
 
 
