@@ -164,11 +164,19 @@ def raw_throughput(backend: Any, length: int, budget: int = 2048, reps: int = 3)
     return ids.numel() / best
 
 
-def run_child(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
+def run_child(spec: dict[str, Any], tmp: Path, script: str = __file__) -> dict[str, Any]:
+    """``script --job`` on ``spec`` in a fresh process (its own peak memory and timings);
+    its result. A failed job ends the benchmark with one line: the job's last error line."""
     job_file, out_file = tmp / "job.json", tmp / "out.json"
     job_file.write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    subprocess.run([sys.executable, __file__, "--job", str(job_file), str(out_file)], check=True, env=env)
+    proc = subprocess.run([sys.executable, script, "--job", str(job_file), str(out_file)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines()
+        name = spec.get("kind") or spec.get("side")
+        sys.exit(f"{Path(script).name}: job {name} failed (exit {proc.returncode}): "
+                 f"{lines[-1] if lines else 'no error output'}")
     return json.loads(out_file.read_text())
 
 

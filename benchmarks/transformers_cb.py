@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -87,19 +86,9 @@ def job(args: dict[str, Any]) -> dict[str, Any]:
             "torch": torch.__version__, "transformers": __import__("transformers").__version__}
 
 
-def run_child(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    job_file, out_file = tmp / "job.json", tmp / "out.json"
-    job_file.write_text(json.dumps(spec))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, __file__, "--job", str(job_file), str(out_file)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        lines = proc.stderr.strip().splitlines()
-        sys.exit(f"{spec['side']} side failed (exit {proc.returncode}): {lines[-1] if lines else 'no error output'}")
-    return json.loads(out_file.read_text())
-
-
 def main() -> None:
+    from generation_speed import run_child  # this folder's generation benchmark: one job runner
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", default=os.environ.get("EVALKIT_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--limit", type=int, default=100)
@@ -115,7 +104,7 @@ def main() -> None:
         sys.exit(f"no GSM8K under {a.data_root}: pass --data-root (see ../shared/data/README)")
     base = {"data_root": a.data_root, "limit": a.limit, "max_new": a.max_new, "threads": a.threads}
     with tempfile.TemporaryDirectory(prefix="tcb-") as tmp:
-        runs = {s: run_child({**base, "side": s}, Path(tmp)) for s in a.sides.split(",")}
+        runs = {s: run_child({**base, "side": s}, Path(tmp), __file__) for s in a.sides.split(",")}
     first = next(iter(runs.values()))
     print(f"GSM8K 5-shot, {len(first['texts'])} prompts, greedy, up to {a.max_new} new tokens, no stop strings; "
           f"torch {first['torch']}, transformers {first['transformers']}, threads {a.threads or 'default'}")
